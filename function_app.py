@@ -1,0 +1,10 @@
+"""Azure Functions entry point: the HTTP app (one anonymous catch-all function) and the
+timers, nothing more."""
+
+import azure.functions as func
+
+from functions.fold_timer import bp as fold_timer
+from functions.http_app import create_app
+
+app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(fold_timer)

@@ -1,0 +1,29 @@
+"""FastAPI dependencies: the worker's services and the calling seller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from shared.auth import Seller
+from shared.runtime import Services
+
+
+def services(request: Request) -> Services:
+    """The services the app was built with."""
+    built: Services = request.app.state.services()
+    return built
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+async def seller(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Seller:
+    """The authenticated seller (401 otherwise, mapped in http_app)."""
+    return await services.auth.authenticate(authorization)
+
+
+SellerDep = Annotated[Seller, Depends(seller)]

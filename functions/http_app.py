@@ -1,0 +1,110 @@
+"""The FastAPI app behind the single anonymous HTTP function. It authenticates seller routes
+itself and maps domain errors to HTTP answers in one place."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from functions.routes import messages, tracking
+from shared.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from shared.runtime import Services, get_services
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _error(status: int, field: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"field": field, "message": message, **extra}}, status_code=status)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return _error(400, "body", "is not valid JSON")
+    details = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in errors]
+    return _error(422, _field(tuple(first["loc"])), first["msg"], details=details)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, InvalidInput):
+        return _error(413 if exc.too_large else 422, exc.field, exc.message)
+    if isinstance(exc, NotFound):
+        return _error(404, "id", f"no such {exc}")
+    if isinstance(exc, Conflict):
+        return _error(409, "status", str(exc))
+    assert isinstance(exc, Unauthorized)
+    return JSONResponse(
+        {"error": {"field": "authorization", "message": str(exc)}},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses a seller request whose declared body is over the limit before it is read
+    (plain ASGI, so the tracking paths pay nothing for it)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: Callable[[], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > self.limit():
+                body = json.dumps(
+                    {"error": {"field": "body", "message": f"is over {self.limit()} bytes"}}
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _request_limit(services: Services) -> int:
+    s = services.settings
+    return s.max_html_bytes + s.max_total_attachment_bytes * 4 // 3 + 256 * 1024
+
+
+def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
+    """The app; `services` gives the worker's clients (tests hand in Azurite-backed ones)."""
+
+    app = FastAPI(title="Email engagement", version="0.1.0")
+    app.state.services = services
+    app.include_router(tracking.router)
+    app.include_router(messages.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in (InvalidInput, NotFound, Conflict, Unauthorized):
+        app.add_exception_handler(error, _domain_error)
+
+    app.add_middleware(BodyLimit, limit=lambda: _request_limit(services()))
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

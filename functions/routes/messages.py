@@ -1,0 +1,58 @@
+"""Seller API: compose, send, read and list followed email."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from functions.deps import SellerDep, ServicesDep
+from shared import messages
+from shared.models import ComposeIn
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+
+@router.post("", status_code=201)
+async def compose(body: ComposeIn, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Create a message; followed by default, sent unless `send` is false."""
+    return await messages.compose(services, seller, body)
+
+
+@router.post("/{message_id}/send")
+async def send(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Send a draft."""
+    return await messages.send(services, seller, message_id)
+
+
+@router.get("/{message_id}")
+async def get_message(
+    message_id: str,
+    seller: SellerDep,
+    services: ServicesDep,
+    history: Literal["summary", "full"] = "summary",
+) -> dict[str, Any]:
+    """The message, its KPIs and timeline (`?history=full` adds every event)."""
+    return await messages.get(services, seller, message_id, full_history=history == "full")
+
+
+@router.get("")
+async def list_messages(
+    seller: SellerDep,
+    services: ServicesDep,
+    sort: str = "sent_at",
+    order: str = "desc",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    continuation: str | None = None,
+    follow_state: Literal["followed", "not_followed", "any"] = "followed",
+) -> dict[str, Any]:
+    """All followed emails with their KPI columns, sortable and paged."""
+    return await messages.list_messages(
+        services,
+        seller,
+        sort=sort,
+        order=order,
+        limit=limit,
+        continuation=continuation,
+        follow_state=follow_state,
+    )

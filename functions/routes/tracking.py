@@ -1,0 +1,94 @@
+"""Anonymous tracking endpoints, fetched by recipients' mail clients.
+
+Rules: the pixel always answers the GIF; a bad link answers a plain 404 page and never a
+redirect; a redirect only ever goes to a target the seller wrote (looked up by a signed
+token); one storage write at most; nothing slow or Graph-related is imported here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse
+
+from functions.deps import ServicesDep
+from shared.events import EventKind, new_event
+from shared.tokens import TrackingRef
+from shared.tracking import attachment_link, record_event
+from shared.useragent import client_ip
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/t", include_in_schema=False)
+
+# A 1x1 transparent GIF (43 bytes).
+PIXEL_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+_NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+_NOT_FOUND = "This link is not valid. Please check that you copied it completely.\n"
+
+
+def _not_found() -> PlainTextResponse:
+    return PlainTextResponse(_NOT_FOUND, status_code=404, headers=_NO_CACHE)
+
+
+def _ref(services: ServicesDep, token: str, kind: EventKind) -> TrackingRef | None:
+    ref = services.signer.verify(token)
+    return ref if ref is not None and ref.kind == kind else None
+
+
+async def _record(services: ServicesDep, request: Request, ref: TrackingRef) -> None:
+    event = new_event(
+        message_id=ref.message_id,
+        kind=ref.kind,
+        index=ref.index,
+        user_agent=request.headers.get("user-agent", ""),
+        ip=client_ip(request.headers.get("x-forwarded-for"), request.client.host if request.client else None),
+        method=request.method,
+    )
+    await record_event(services.store, event)
+
+
+@router.api_route("/o/{token}", methods=["GET", "HEAD"])
+async def open_pixel(token: str, request: Request, services: ServicesDep) -> Response:
+    """Record an open and answer the pixel, whatever happens: a broken image in a customer's
+    inbox is worse than a lost open."""
+    try:
+        ref = _ref(services, token.removesuffix(".gif"), "open")
+        if ref is not None:
+            await _record(services, request, ref)
+    except Exception:
+        logger.exception("open pixel failed; answering the GIF anyway")
+    return Response(PIXEL_GIF, media_type="image/gif", headers=_NO_CACHE)
+
+
+@router.api_route("/c/{token}", methods=["GET", "HEAD"])
+async def click(token: str, request: Request, services: ServicesDep) -> Response:
+    """Record a click and redirect to the link the seller wrote; 404 for anything else."""
+    ref = _ref(services, token, "click")
+    if ref is None:
+        return _not_found()
+    location = await services.links.location(ref.message_id, ref.index)
+    if location is None:
+        return _not_found()
+    await _record(services, request, ref)
+    return RedirectResponse(location, status_code=302, headers=_NO_CACHE)
+
+
+@router.api_route("/a/{token}", methods=["GET", "HEAD"])
+async def attachment(token: str, request: Request, services: ServicesDep) -> Response:
+    """Record an attachment view and redirect to a download link valid for minutes."""
+    ref = _ref(services, token, "attachment")
+    if ref is None:
+        return _not_found()
+    await _record(services, request, ref)
+    url = await attachment_link(
+        services.store, ref.message_id, ref.index, minutes=services.settings.attachment_link_minutes
+    )
+    return RedirectResponse(url, status_code=302, headers=_NO_CACHE)

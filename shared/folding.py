@@ -1,0 +1,218 @@
+"""Folding recorded events into KPIs and the events table.
+
+A cycle reads the closed time buckets since its cursor (one listing per hour of events,
+metadata included, so no blob is downloaded), groups their events by message, writes each
+event as a row (the full history) and merges the KPIs with an optimistic-concurrency update.
+Doubled or racing cycles are harmless: rows are upserts and KPIs skip buckets they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+
+from shared.events import (
+    BUCKET_SECONDS,
+    Event,
+    bucket_of,
+    bucket_start,
+    event_from_blob,
+    last_closed_bucket,
+    next_bucket,
+)
+from shared.ids import partition_of
+from shared.kpis import fold, from_columns, occurrence, to_columns
+from shared.storage import Store
+
+logger = logging.getLogger(__name__)
+_CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
+_MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
+_BATCH = 100  # table transactions take at most 100 operations
+
+
+@dataclass(frozen=True, slots=True)
+class FoldReport:
+    """What one cycle did."""
+
+    cursor: str
+    buckets: int
+    events: int
+    messages: int
+    orphans: int
+
+
+def _parse_time(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def _read_cursor(store: Store) -> tuple[str | None, str | None]:
+    try:
+        entity = await store.state.get_entity("fold", "cursor")
+    except ResourceNotFoundError:
+        return None, None
+    return str(entity["bucket"]), entity.metadata.get("etag")
+
+
+async def read_cursor(store: Store) -> str | None:
+    """The newest bucket every message has absorbed."""
+    return (await _read_cursor(store))[0]
+
+
+async def _earliest_bucket(store: Store) -> str | None:
+    async for item in store.interactions.walk_blobs(delimiter="/"):
+        return str(item.name).rstrip("/")
+    return None
+
+
+async def _list_events(store: Store, prefix: str) -> list[Event]:
+    events = []
+    async for blob in store.interactions.list_blobs(name_starts_with=prefix, include=["metadata"]):
+        event = event_from_blob(blob.name, blob.metadata or {})
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _hour_prefixes(after: str, through: str) -> list[str]:
+    """The hour prefixes (YYYYMMDDHH) covering buckets in (after, through]."""
+    start = bucket_start(next_bucket(after)).replace(minute=0, second=0)
+    end = bucket_start(through)
+    hours = []
+    while start <= end:
+        hours.append(start.strftime("%Y%m%d%H"))
+        start += timedelta(hours=1)
+    return hours
+
+
+async def _write_rows(store: Store, message_id: str, events: list[Event]) -> None:
+    rows = [
+        (
+            "upsert",
+            {
+                "PartitionKey": message_id,
+                "RowKey": e.event_id,
+                "kind": e.kind,
+                "index": e.index,
+                "at": e.at.isoformat(),
+                "bucket": e.bucket,
+                "device": occurrence(e).device,
+                "user_agent": e.user_agent,
+                "ip": e.ip,
+                "method": e.method,
+            },
+        )
+        for e in events
+    ]
+    for start in range(0, len(rows), _BATCH):
+        await store.events.submit_transaction(rows[start : start + _BATCH])  # type: ignore[arg-type]
+
+
+async def apply_events(store: Store, message_id: str, events: list[Event]) -> bool:
+    """Merge one message's events into its KPIs; False when the message does not exist."""
+    keys = {"partition_key": partition_of(message_id), "row_key": message_id}
+    for _ in range(20):
+        try:
+            entity = await store.messages.get_entity(**keys)
+        except ResourceNotFoundError:
+            return False
+        current = from_columns(entity)
+        updated = fold(current, events, _parse_time(entity.get("sent_at", "")))
+        if updated == current:
+            return True
+        patch: dict[str, Any] = {
+            "PartitionKey": keys["partition_key"],
+            "RowKey": message_id,
+            **to_columns(updated),
+        }
+        try:
+            await store.messages.update_entity(
+                patch,
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except ResourceModifiedError:
+            continue  # someone else changed the message: read again and re-fold
+    raise RuntimeError("message KPIs kept changing under the fold")
+
+
+async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | None:
+    entity = {**_CURSOR_KEYS, "bucket": bucket}
+    try:
+        if etag is None:
+            await store.state.create_entity(entity)
+        else:
+            await store.state.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+    except (ResourceExistsError, ResourceModifiedError):
+        return None  # another cycle moved it; ours did the same work, idempotently
+    return (await _read_cursor(store))[1]
+
+
+async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timedelta) -> FoldReport:
+    """Fold every closed bucket since the cursor. Safe to run twice or concurrently."""
+    moment = now or datetime.now(UTC)
+    closed = last_closed_bucket(moment, grace)
+    cursor, etag = await _read_cursor(store)
+    if cursor is None:
+        earliest = await _earliest_bucket(store)
+        cursor = bucket_of(bucket_start(earliest) - timedelta(seconds=BUCKET_SECONDS)) if earliest else closed
+    if cursor >= closed:
+        if etag is None:
+            await _save_cursor(store, cursor, None)
+        return FoldReport(cursor, 0, 0, 0, 0)
+    total_events = messages = orphans = buckets = 0
+    for hour in _hour_prefixes(cursor, closed):
+        events = [e for e in await _list_events(store, hour) if cursor < e.bucket <= closed]
+        by_message: dict[str, list[Event]] = defaultdict(list)
+        for event in events:
+            by_message[event.message_id].append(event)
+        for message_id, items in by_message.items():
+            await _write_rows(store, message_id, items)
+            if not await apply_events(store, message_id, items):
+                orphans += len(items)
+        total_events += len(events)
+        messages += len(by_message)
+        buckets += len({e.bucket for e in events})
+        hour_end = min(closed, bucket_of(datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC) + timedelta(seconds=3600 - BUCKET_SECONDS)))
+        etag = await _save_cursor(store, hour_end, etag)
+        if etag is None:
+            break  # a racing cycle owns the cursor now
+        cursor = hour_end
+    if orphans:
+        logger.warning("fold dropped %s events of unknown messages", orphans)
+    return FoldReport(cursor, buckets, total_events, messages, orphans)
+
+
+async def pending_events(store: Store, message_id: str, after: str, now: datetime) -> list[Event] | None:
+    """Events of one message in buckets newer than `after`, up to now (not yet folded).
+    None when that is more than the pending window: the cycle is behind."""
+    buckets: list[str] = []
+    bucket, newest = next_bucket(after), bucket_of(now)
+    while bucket <= newest:
+        buckets.append(bucket)
+        if len(buckets) > _MAX_PENDING_BUCKETS:
+            return None
+        bucket = next_bucket(bucket)
+    found = await asyncio.gather(*(_list_events(store, f"{b}/{message_id}/") for b in buckets))
+    return [e for group in found for e in group]
+
+
+def events_after(events: Iterable[Event], bucket: str) -> list[Event]:
+    """Only the events from buckets newer than `bucket`."""
+    return [e for e in events if e.bucket > bucket]

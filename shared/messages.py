@@ -1,0 +1,364 @@
+"""The seller's messages: compose, send, read one with its engagement, list them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.storage.blob import ContentSettings
+
+from shared.auth import Seller
+from shared.compose import FollowedFile, followed_body
+from shared.delivery import Attachment, Outgoing
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.events import BUCKET_SECONDS, Event, bucket_of
+from shared.folding import pending_events, read_cursor
+from shared.ids import is_message_id, new_message_id, partition_of
+from shared.kpis import Kpis, counts, fold, from_columns, occurrence, timeline, to_columns
+from shared.listing import page
+from shared.models import ComposeIn
+from shared.runtime import Services
+from shared.tracking import attachment_blob_name, links_blob_name
+
+_LIST_COLUMNS = [
+    "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
+    "opens", "last_opened_at", "first_opened_at", "link_clicks", "attachment_views", "replies",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    index: int
+    name: str
+    content_type: str
+    content: bytes
+    followed: bool
+
+
+def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
+    limits = services.settings
+    if len(body.attachments) > limits.max_attachments:
+        raise InvalidInput("attachments", f"at most {limits.max_attachments} attachments")
+    files, total = [], 0
+    for i, item in enumerate(body.attachments):
+        try:
+            content = base64.b64decode(item.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"attachments[{i}].content", "is not valid base64") from None
+        if len(content) > limits.max_attachment_bytes:
+            raise InvalidInput(
+                f"attachments[{i}].content",
+                f"is over {limits.max_attachment_bytes} bytes",
+                too_large=True,
+            )
+        total += len(content)
+        files.append(_File(i, item.name, item.content_type, content, item.followed))
+    if total > limits.max_total_attachment_bytes:
+        raise InvalidInput(
+            "attachments", f"together over {limits.max_total_attachment_bytes} bytes", too_large=True
+        )
+    return files
+
+
+def _validate(body: ComposeIn, services: Services) -> list[_File]:
+    if not (body.to or body.cc or body.bcc):
+        raise InvalidInput("to", "at least one recipient is required in to, cc or bcc")
+    if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
+        raise InvalidInput(
+            "html", f"is over {services.settings.max_html_bytes} bytes", too_large=True
+        )
+    return _decode_attachments(body, services)
+
+
+def _disposition(name: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[str, Any]:
+    """Create a message (followed or not), store it, and deliver it unless `send` is false.
+    Everything is validated before the first write, so bad input stores nothing."""
+    files = _validate(body, services)
+    message_id = new_message_id(seller.email)
+    if body.follow:
+        built = followed_body(
+            body.html,
+            message_id=message_id,
+            signer=services.signer,
+            base_url=services.settings.tracking_base_url,
+            own_hosts=[services.settings.tracking_host],
+            files=[FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
+        )
+        html, links = built.html, [link.url for link in built.links]
+    else:
+        html, links = body.html, []
+    store = services.store
+    uploads = [
+        store.attachments.upload_blob(
+            attachment_blob_name(message_id, f.index, followed=f.followed and body.follow),
+            f.content,
+            content_settings=ContentSettings(
+                content_type=f.content_type, content_disposition=_disposition(f.name)
+            ),
+        )
+        for f in files
+    ]
+    uploads.append(store.message_blobs.upload_blob(f"{message_id}/body.html", html.encode("utf-8")))
+    if links:
+        uploads.append(store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links)))
+    await asyncio.gather(*uploads)
+    now = datetime.now(UTC)
+    entity: dict[str, Any] = {
+        "PartitionKey": seller.key,
+        "RowKey": message_id,
+        "seller": seller.email,
+        "subject": body.subject,
+        "to": json.dumps(body.to),
+        "cc": json.dumps(body.cc),
+        "bcc": json.dumps(body.bcc),
+        "status": "draft",
+        "follow_state": "followed" if body.follow else "not_followed",
+        "created_at": now.isoformat(),
+        "sent_at": "",
+        "internet_message_id": "",
+        "regarding": body.regarding.model_dump_json() if body.regarding else "",
+        "attachments": json.dumps(
+            [
+                {
+                    "index": f.index,
+                    "name": f.name,
+                    "content_type": f.content_type,
+                    "size": len(f.content),
+                    "followed": f.followed and body.follow,
+                }
+                for f in files
+            ]
+        ),
+        **to_columns(Kpis()),
+    }
+    await store.messages.create_entity(entity)
+    if body.send:
+        entity.update(await _deliver(services, entity, html, files))
+    return _view(entity, from_columns(entity), links, html=html)
+
+
+async def _deliver(
+    services: Services, entity: dict[str, Any], html: str, files: list[_File]
+) -> dict[str, Any]:
+    direct = [
+        Attachment(f.name, f.content_type, f.content)
+        for f in files
+        if not json.loads(entity["attachments"])[f.index]["followed"]
+    ]
+    receipt = await services.delivery.deliver(
+        Outgoing(
+            message_id=entity["RowKey"],
+            sender=entity["seller"],
+            to=json.loads(entity["to"]),
+            cc=json.loads(entity["cc"]),
+            bcc=json.loads(entity["bcc"]),
+            subject=entity["subject"],
+            html=html,
+            attachments=direct,
+        )
+    )
+    patch = {
+        "PartitionKey": entity["PartitionKey"],
+        "RowKey": entity["RowKey"],
+        "status": "sent",
+        "sent_at": receipt.sent_at.isoformat(),
+        "internet_message_id": receipt.internet_message_id,
+    }
+    await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
+    return patch
+
+
+async def _load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    if not is_message_id(message_id) or partition_of(message_id) != seller.key:
+        raise NotFound("message")
+    try:
+        entity = await services.store.messages.get_entity(seller.key, message_id)
+    except ResourceNotFoundError:
+        raise NotFound("message") from None
+    if entity.get("seller") != seller.email:
+        raise NotFound("message")
+    return dict(entity)
+
+
+async def send(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Deliver a draft."""
+    entity = await _load(services, seller, message_id)
+    if entity["status"] != "draft":
+        raise Conflict("the message was already sent")
+    store = services.store
+    html = (await (await store.message_blobs.download_blob(f"{message_id}/body.html")).readall()).decode()
+    files = []
+    for item in json.loads(entity["attachments"]):
+        if item["followed"]:
+            continue
+        name = attachment_blob_name(message_id, item["index"], followed=False)
+        content = await (await store.attachments.download_blob(name)).readall()
+        files.append(_File(item["index"], item["name"], item["content_type"], content, False))
+    entity.update(await _deliver(services, entity, html, files))
+    return _view(entity, from_columns(entity), await _links(services, entity))
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def get(
+    services: Services, seller: Seller, message_id: str, *, full_history: bool = False
+) -> dict[str, Any]:
+    """One message with its KPIs, timeline and (on request) every event, including events
+    recorded since the last fold cycle."""
+    entity = await _load(services, seller, message_id)
+    sent_at = _time(entity.get("sent_at"))
+    stored = from_columns(entity)
+    cursor = await read_cursor(services.store) or ""
+    # No event of this message can be older than the message itself.
+    created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
+    after = max(cursor, stored.folded_bucket, bucket_of(created))
+    pending = await pending_events(services.store, message_id, after, datetime.now(UTC))
+    kpis = fold(stored, pending or [], sent_at)
+    view = _view(entity, kpis, await _links(services, entity))
+    view["kpis_complete"] = pending is not None
+    if full_history:
+        view["history"] = await _history(services, message_id, pending or [], sent_at)
+    return view
+
+
+async def _history(
+    services: Services, message_id: str, pending: list[Event], sent_at: datetime | None
+) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "event": row["kind"],
+            "at": row["at"],
+            "index": row["index"],
+            "device": row["device"],
+            "counted": sent_at is not None and datetime.fromisoformat(row["at"]) >= sent_at,
+        }
+        async for row in services.store.events.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": message_id}
+        )
+    ]
+    seen = {(r["at"], r["event"], r["index"]) for r in rows}
+    for event in pending:
+        key = (event.at.isoformat(), event.kind, event.index)
+        if key not in seen:
+            rows.append(
+                {
+                    "event": event.kind,
+                    "at": event.at.isoformat(),
+                    "index": event.index,
+                    "device": occurrence(event).device,
+                    "counted": counts(event, sent_at),
+                }
+            )
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    return rows
+
+
+async def _links(services: Services, entity: dict[str, Any]) -> list[str]:
+    if entity["follow_state"] != "followed":
+        return []
+    return list(await services.links.links(entity["RowKey"]) or ())
+
+
+def _view(
+    entity: dict[str, Any], kpis: Kpis, links: list[str], *, html: str | None = None
+) -> dict[str, Any]:
+    attachments = json.loads(entity.get("attachments") or "[]")
+    sent_at = _time(entity.get("sent_at"))
+    view: dict[str, Any] = {
+        "id": entity["RowKey"],
+        "status": entity["status"],
+        "follow_state": entity["follow_state"],
+        "subject": entity["subject"],
+        "to": json.loads(entity["to"]),
+        "cc": json.loads(entity["cc"]),
+        "bcc": json.loads(entity["bcc"]),
+        "regarding": json.loads(entity["regarding"]) if entity.get("regarding") else None,
+        "created_at": entity["created_at"],
+        "sent_at": entity.get("sent_at") or None,
+        "kpis": {
+            "opens": kpis.opens,
+            "first_opened_at": kpis.first_opened_at,
+            "last_opened_at": kpis.last_opened_at,
+            "link_clicks": kpis.link_clicks,
+            "attachment_views": kpis.attachment_views,
+            "replies": kpis.replies,
+            "devices": kpis.devices,
+            "previews_not_counted": kpis.previews,
+        },
+        "links": [
+            {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
+            for i, url in enumerate(links)
+        ],
+        "attachments": [
+            {**a, "views": kpis.views_by_attachment.get(a["index"], 0) if a["followed"] else None}
+            for a in attachments
+        ],
+        "timeline": [
+            {"event": t.event, "at": t.at, "occurrence": t.occurrence, "index": t.index, "device": t.device}
+            for t in timeline(kpis, sent_at)
+        ],
+    }
+    if html is not None:
+        view["html"] = html
+    return view
+
+
+async def list_messages(
+    services: Services,
+    seller: Seller,
+    *,
+    sort: str,
+    order: str,
+    limit: int,
+    continuation: str | None,
+    follow_state: str,
+) -> dict[str, Any]:
+    """The seller's followed emails with their KPI columns, sorted and paged."""
+    query = "PartitionKey eq @pk and seller eq @seller"
+    parameters = {"pk": seller.key, "seller": seller.email}
+    if follow_state != "any":
+        query += " and follow_state eq @state"
+        parameters["state"] = follow_state
+    rows = [
+        row
+        async for row in services.store.messages.query_entities(
+            query, parameters=parameters, select=_LIST_COLUMNS
+        )
+    ]
+    result = page(rows, sort=sort, order=order, limit=limit, continuation=continuation)
+    return {
+        "items": [
+            {
+                "id": row["RowKey"],
+                "subject": row["subject"],
+                "to": json.loads(row["to"]),
+                "status": row["status"],
+                "follow_state": row["follow_state"],
+                "sent_at": row.get("sent_at") or None,
+                "opens": row.get("opens", 0),
+                "first_opened_at": row.get("first_opened_at") or None,
+                "last_opened_at": row.get("last_opened_at") or None,
+                "link_clicks": row.get("link_clicks", 0),
+                "attachment_views": row.get("attachment_views", 0),
+                "replies": row.get("replies", 0),
+            }
+            for row in result.rows
+        ],
+        "continuation": result.continuation,
+    }

@@ -1,0 +1,68 @@
+"""Shapes of what sellers send and receive. Pydantic validates input; no web types here."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+_FORBIDDEN_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+
+
+class AttachmentIn(BaseModel):
+    """One attachment: followed ones become tracked download links in the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: str = "application/octet-stream"
+    content: Annotated[str, Field(description="the file, base64-encoded")]
+    followed: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if _FORBIDDEN_NAME.search(value) or value.strip() in ("", ".", "..") or value != value.strip():
+            raise ValueError("must be a plain file name, without path parts or control characters")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _media_type(cls, value: str) -> str:
+        if not _CONTENT_TYPE.match(value):
+            raise ValueError("must be a media type such as application/pdf")
+        return value.lower()
+
+
+class Regarding(BaseModel):
+    """The CRM record a message is about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["contact", "lead", "account", "opportunity"]
+    id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class ComposeIn(BaseModel):
+    """POST /api/messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[EmailStr] = Field(default_factory=list, max_length=100)
+    cc: list[EmailStr] = Field(default_factory=list, max_length=100)
+    bcc: list[EmailStr] = Field(default_factory=list, max_length=100)
+    subject: Annotated[str, Field(max_length=998)] = ""
+    html: str
+    follow: bool = True
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+    regarding: Regarding | None = None
+    send: bool = True
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\r" in value or "\n" in value:
+            raise ValueError("must be a single line")
+        return value

@@ -1,0 +1,173 @@
+"""Storage clients, built once per worker and handed to the services.
+
+The same code reaches Azurite (a connection string) or Azure (account URLs and a managed
+identity) by settings alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+from shared.config import Settings
+
+INTERACTIONS = "interactions"
+MESSAGE_BLOBS = "messages"
+ATTACHMENTS = "attachments"
+OUTBOX = "outbox"
+CONTAINERS = (INTERACTIONS, MESSAGE_BLOBS, ATTACHMENTS, OUTBOX)
+MESSAGES_TABLE = "messages"
+EVENTS_TABLE = "events"
+STATE_TABLE = "state"
+TABLES = (MESSAGES_TABLE, EVENTS_TABLE, STATE_TABLE)
+
+# The tracking write must finish well inside the folding grace period, and a recipient's
+# mail client must not wait on a sick storage account: short timeouts, one retry.
+_TRACKING_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 5,
+    "retry_total": 1,
+}
+
+
+@dataclass
+class Store:
+    """Every storage client the services use."""
+
+    blob_service: BlobServiceClient
+    tracking_blob_service: BlobServiceClient
+    table_service: TableServiceClient
+    credential: Any = None
+    _delegation_key: UserDelegationKey | None = None
+    _delegation_expiry: datetime | None = None
+
+    @property
+    def interactions(self) -> ContainerClient:
+        return self.blob_service.get_container_client(INTERACTIONS)
+
+    @property
+    def tracking_interactions(self) -> ContainerClient:
+        return self.tracking_blob_service.get_container_client(INTERACTIONS)
+
+    @property
+    def message_blobs(self) -> ContainerClient:
+        return self.blob_service.get_container_client(MESSAGE_BLOBS)
+
+    @property
+    def attachments(self) -> ContainerClient:
+        return self.blob_service.get_container_client(ATTACHMENTS)
+
+    @property
+    def outbox(self) -> ContainerClient:
+        return self.blob_service.get_container_client(OUTBOX)
+
+    @property
+    def messages(self) -> TableClient:
+        return self.table_service.get_table_client(MESSAGES_TABLE)
+
+    @property
+    def events(self) -> TableClient:
+        return self.table_service.get_table_client(EVENTS_TABLE)
+
+    @property
+    def state(self) -> TableClient:
+        return self.table_service.get_table_client(STATE_TABLE)
+
+    async def read_sas_url(
+        self, container: str, blob: str, *, minutes: int, now: datetime | None = None
+    ) -> str:
+        """A read-only link to one blob that expires after `minutes`: with the account key
+        locally, with a cached user-delegation key under a managed identity."""
+        start = (now or datetime.now(UTC)) - timedelta(minutes=1)
+        expiry = start + timedelta(minutes=minutes + 1)
+        account = self.blob_service.account_name or ""
+        key = getattr(self.blob_service.credential, "account_key", None)
+        common: dict[str, Any] = {
+            "account_name": account,
+            "container_name": container,
+            "blob_name": blob,
+            "permission": BlobSasPermissions(read=True),
+            "start": start,
+            "expiry": expiry,
+        }
+        if key:
+            sas = generate_blob_sas(account_key=key, **common)
+        else:
+            sas = generate_blob_sas(user_delegation_key=await self._user_delegation_key(), **common)
+        return f"{self.blob_service.url.rstrip('/')}/{container}/{blob}?{sas}"
+
+    async def _user_delegation_key(self) -> UserDelegationKey:
+        # One key serves every link for hours; asking for a new key per download is slow and
+        # throttled (an anti-pattern seen in other tracking apps).
+        now = datetime.now(UTC)
+        if self._delegation_key is None or self._delegation_expiry is None or (
+            self._delegation_expiry - now < timedelta(hours=1)
+        ):
+            expiry = now + timedelta(hours=6)
+            self._delegation_key = await self.blob_service.get_user_delegation_key(
+                now - timedelta(minutes=5), expiry
+            )
+            self._delegation_expiry = expiry
+        return self._delegation_key
+
+    async def close(self) -> None:
+        await self.blob_service.close()
+        await self.tracking_blob_service.close()
+        await self.table_service.close()
+        if self.credential is not None:
+            await self.credential.close()
+
+
+def build_store(settings: Settings) -> Store:
+    """Clients for the configured account; no network traffic until first use."""
+    if settings.storage_connection_string is not None:
+        conn = settings.storage_connection_string.get_secret_value()
+        return Store(
+            blob_service=BlobServiceClient.from_connection_string(conn),
+            tracking_blob_service=BlobServiceClient.from_connection_string(
+                conn, **_TRACKING_CLIENT_OPTIONS
+            ),
+            table_service=TableServiceClient.from_connection_string(conn),
+        )
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    credential: Any = (
+        ManagedIdentityCredential(client_id=settings.azure_client_id)
+        if settings.azure_client_id
+        else DefaultAzureCredential()
+    )
+    assert settings.storage_blob_url and settings.storage_table_url  # checked by Settings
+    return Store(
+        blob_service=BlobServiceClient(settings.storage_blob_url, credential=credential),
+        tracking_blob_service=BlobServiceClient(
+            settings.storage_blob_url, credential=credential, **_TRACKING_CLIENT_OPTIONS
+        ),
+        table_service=TableServiceClient(settings.storage_table_url, credential=credential),
+        credential=credential,
+    )
+
+
+async def ensure_storage(store: Store) -> None:
+    """Create the containers and tables if they are missing (idempotent; in Azure the infra
+    templates create them first and this only confirms)."""
+
+    async def container(name: str) -> None:
+        try:
+            await store.blob_service.create_container(name)
+        except ResourceExistsError:
+            pass
+
+    async def table(name: str) -> None:
+        try:
+            await store.table_service.create_table(name)
+        except ResourceExistsError:
+            pass
+
+    await asyncio.gather(*(container(c) for c in CONTAINERS), *(table(t) for t in TABLES))

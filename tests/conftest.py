@@ -1,0 +1,72 @@
+"""Shared fixtures: a real Azurite per session, services built on it, an HTTP client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from shared.auth import make_dev_token
+from shared.config import Settings
+from shared.runtime import Services, build_services
+from shared.storage import ensure_storage
+from tests.utils.azurite import azurite
+
+TRACKING_BASE = "http://track.test"
+
+
+@pytest.fixture(scope="session")
+def connection_string() -> Iterator[str]:
+    with azurite() as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def settings(connection_string: str) -> Settings:
+    return Settings(
+        storage_connection_string=connection_string,
+        tracking_base_url=TRACKING_BASE,
+        max_attachments=3,
+        max_attachment_bytes=64 * 1024,
+        max_total_attachment_bytes=100 * 1024,
+        max_html_bytes=200_000,
+    )
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    built = build_services(settings)
+    await ensure_storage(built.store)
+    yield built
+    await built.store.close()
+
+
+@pytest.fixture(scope="session")
+def app_env(connection_string: str) -> Iterator[None]:
+    """Environment for code that reads settings itself (function_app, the CLI)."""
+    old = dict(os.environ)
+    os.environ.update({"STORAGE_CONNECTION_STRING": connection_string, "TRACKING_BASE_URL": TRACKING_BASE})
+    yield
+    os.environ.clear()
+    os.environ.update(old)
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    from functions.http_app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(lambda: services))
+    async with httpx.AsyncClient(transport=transport, base_url=TRACKING_BASE) as http:
+        yield http
+
+
+@pytest.fixture
+def seller_token(settings: Settings) -> str:
+    return make_dev_token(settings, "ana.seller@contoso.example")
+
+
+@pytest.fixture
+def auth(seller_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {seller_token}"}
