@@ -6,5 +6,6 @@ import azure.functions as func
 from functions.fold_timer import bp as fold_timer
 from functions.http_app import create_app
 
-app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.ANONYMOUS)
+asgi = create_app()
+app = func.AsgiFunctionApp(app=asgi, http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(fold_timer)

@@ -25,7 +25,9 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def _error(status: int, field: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"field": field, "message": message, **extra}}, status_code=status)
+    return JSONResponse(
+        {"error": {"field": field, "message": message, **extra}}, status_code=status
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -62,7 +64,9 @@ class BodyLimit:
     """Refuses a seller request whose declared body is over the limit before it is read
     (plain ASGI, so the tracking paths pay nothing for it)."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: Callable[[], int]) -> None:
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: Callable[[], int]
+    ) -> None:
         self.app = app
         self.limit = limit
 

@@ -31,7 +31,9 @@ class Seller:
         return seller_key(self.email)
 
 
-def make_dev_token(settings: Settings, email: str, *, hours: int = 12, roles: tuple[str, ...] = ()) -> str:
+def make_dev_token(
+    settings: Settings, email: str, *, hours: int = 12, roles: tuple[str, ...] = ()
+) -> str:
     """A development bearer token for `email`, signed with the local key."""
     now = datetime.now(UTC)
     claims = {
@@ -47,11 +49,16 @@ def make_dev_token(settings: Settings, email: str, *, hours: int = 12, roles: tu
 
 
 def _seller_from(claims: dict[str, Any]) -> Seller:
-    email = next((claims[c] for c in _EMAIL_CLAIMS if isinstance(claims.get(c), str) and "@" in claims[c]), None)
+    email = next(
+        (claims[c] for c in _EMAIL_CLAIMS if isinstance(claims.get(c), str) and "@" in claims[c]),
+        None,
+    )
     if email is None:
         raise Unauthorized("the token names no seller mailbox")
     roles = claims.get("roles") or []
-    return Seller(email=email.strip().lower(), roles=frozenset(r for r in roles if isinstance(r, str)))
+    return Seller(
+        email=email.strip().lower(), roles=frozenset(r for r in roles if isinstance(r, str))
+    )
 
 
 class Authenticator:

@@ -53,7 +53,8 @@ def attachments_block(links: Sequence[tuple[str, FollowedFile]]) -> str:
     return (
         '<table role="presentation" cellpadding="0" cellspacing="0" border="0" '
         'style="margin:16px 0;font-family:Segoe UI,Arial,sans-serif;font-size:14px">'
-        f'<tr><td><p style="margin:0 0 4px 0;font-weight:600">Attachments</p>{rows}</td></tr></table>'
+        '<tr><td><p style="margin:0 0 4px 0;font-weight:600">Attachments</p>'
+        f"{rows}</td></tr></table>"
     )
 
 

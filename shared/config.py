@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Well-known development values. They are fine on a laptop and refused anywhere else.
-DEV_TOKEN_KEY = "local-development-tracking-key-do-not-use-in-azure"
+DEV_TOKEN_KEY = "local-development-tracking-key-do-not-use-in-azure"  # noqa: S105
 DEV_AUTH_KEY = "local-development-seller-auth-key-do-not-use-in-azure"
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     token_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: {"dev1": SecretStr(DEV_TOKEN_KEY)}
     )
-    token_active_kid: str = "dev1"
+    token_active_kid: str = "dev1"  # noqa: S105  (a key id, not a key)
 
     # Seller API authentication.
     auth_mode: Literal["dev", "entra"] = "dev"

@@ -117,7 +117,7 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
         for e in events
     ]
     for start in range(0, len(rows), _BATCH):
-        await store.events.submit_transaction(rows[start : start + _BATCH])  # type: ignore[arg-type]
+        await store.events.submit_transaction(rows[start : start + _BATCH])
 
 
 async def apply_events(store: Store, message_id: str, events: list[Event]) -> bool:
@@ -157,7 +157,10 @@ async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | Non
             await store.state.create_entity(entity)
         else:
             await store.state.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
             )
     except (ResourceExistsError, ResourceModifiedError):
         return None  # another cycle moved it; ours did the same work, idempotently
@@ -171,7 +174,11 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
     cursor, etag = await _read_cursor(store)
     if cursor is None:
         earliest = await _earliest_bucket(store)
-        cursor = bucket_of(bucket_start(earliest) - timedelta(seconds=BUCKET_SECONDS)) if earliest else closed
+        cursor = (
+            bucket_of(bucket_start(earliest) - timedelta(seconds=BUCKET_SECONDS))
+            if earliest
+            else closed
+        )
     if cursor >= closed:
         if etag is None:
             await _save_cursor(store, cursor, None)
@@ -189,7 +196,13 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
         total_events += len(events)
         messages += len(by_message)
         buckets += len({e.bucket for e in events})
-        hour_end = min(closed, bucket_of(datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC) + timedelta(seconds=3600 - BUCKET_SECONDS)))
+        hour_end = min(
+            closed,
+            bucket_of(
+                datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)
+                + timedelta(seconds=3600 - BUCKET_SECONDS)
+            ),
+        )
         etag = await _save_cursor(store, hour_end, etag)
         if etag is None:
             break  # a racing cycle owns the cursor now
@@ -199,7 +212,9 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
     return FoldReport(cursor, buckets, total_events, messages, orphans)
 
 
-async def pending_events(store: Store, message_id: str, after: str, now: datetime) -> list[Event] | None:
+async def pending_events(
+    store: Store, message_id: str, after: str, now: datetime
+) -> list[Event] | None:
     """Events of one message in buckets newer than `after`, up to now (not yet folded).
     None when that is more than the pending window: the cycle is behind."""
     buckets: list[str] = []

@@ -27,7 +27,12 @@ class Occurrence:
     device: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "at": self.at.isoformat(), "index": self.index, "device": self.device}
+        return {
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "index": self.index,
+            "device": self.device,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Occurrence:
@@ -81,7 +86,12 @@ def fold(kpis: Kpis, events: Iterable[Event], sent_at: datetime | None) -> Kpis:
     )
     if not fresh:
         return kpis
-    opens, clicks, views, previews = kpis.opens, kpis.link_clicks, kpis.attachment_views, kpis.previews
+    opens, clicks, views, previews = (
+        kpis.opens,
+        kpis.link_clicks,
+        kpis.attachment_views,
+        kpis.previews,
+    )
     by_link, by_attachment = dict(kpis.clicks_by_link), dict(kpis.views_by_attachment)
     devices, first, last = dict(kpis.devices), dict(kpis.first), dict(kpis.last)
     for event in fresh:
@@ -134,7 +144,9 @@ def timeline(kpis: Kpis, sent_at: datetime | None) -> list[TimelineEntry]:
     for kind, first in kpis.first.items():
         latest = kpis.last.get(kind, first)
         only = latest == first
-        entries.append(TimelineEntry(kind, first.at, "only" if only else "first", first.index, first.device))
+        entries.append(
+            TimelineEntry(kind, first.at, "only" if only else "first", first.index, first.device)
+        )
         if not only:
             entries.append(TimelineEntry(kind, latest.at, "latest", latest.index, latest.device))
     if sent_at is not None:
@@ -180,7 +192,11 @@ def from_columns(row: Mapping[str, Any]) -> Kpis:
         clicks_by_link=maps["clicks_by_link"],
         views_by_attachment=maps["views_by_attachment"],
         devices={k: int(v) for k, v in json.loads(row.get("devices") or "{}").items()},
-        first={k: Occurrence.from_json(v) for k, v in json.loads(row.get("first_json") or "{}").items()},
-        last={k: Occurrence.from_json(v) for k, v in json.loads(row.get("last_json") or "{}").items()},
+        first={
+            k: Occurrence.from_json(v) for k, v in json.loads(row.get("first_json") or "{}").items()
+        },
+        last={
+            k: Occurrence.from_json(v) for k, v in json.loads(row.get("last_json") or "{}").items()
+        },
         folded_bucket=str(row.get("folded_bucket") or ""),
     )

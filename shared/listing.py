@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from shared.errors import InvalidInput
 
-SortField = Literal["sent_at", "opens", "last_opened_at", "attachment_views", "link_clicks", "replies"]
+SortField = Literal[
+    "sent_at", "opens", "last_opened_at", "attachment_views", "link_clicks", "replies"
+]
 SORT_FIELDS: tuple[str, ...] = SortField.__args__  # type: ignore[attr-defined]
 _TEXT_FIELDS = ("sent_at", "last_opened_at")
 
@@ -74,7 +76,9 @@ def page(
     ordered = sorted(rows, key=lambda r: _key(r, sort), reverse=descending)
     if continuation:
         after = decode_continuation(continuation, sort, order)
-        ordered = [r for r in ordered if (_key(r, sort) < after if descending else _key(r, sort) > after)]
+        ordered = [
+            r for r in ordered if (_key(r, sort) < after if descending else _key(r, sort) > after)
+        ]
     chunk = ordered[:limit]
     more = len(ordered) > limit
     token = encode_continuation(sort, order, _key(chunk[-1], sort)) if more and chunk else None

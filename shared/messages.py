@@ -62,7 +62,9 @@ def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
         files.append(_File(i, item.name, item.content_type, content, item.followed))
     if total > limits.max_total_attachment_bytes:
         raise InvalidInput(
-            "attachments", f"together over {limits.max_total_attachment_bytes} bytes", too_large=True
+            "attachments",
+            f"together over {limits.max_total_attachment_bytes} bytes",
+            too_large=True,
         )
     return files
 
@@ -114,7 +116,9 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     ]
     uploads.append(store.message_blobs.upload_blob(f"{message_id}/body.html", html.encode("utf-8")))
     if links:
-        uploads.append(store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links)))
+        uploads.append(
+            store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links))
+        )
     await asyncio.gather(*uploads)
     now = datetime.now(UTC)
     entity: dict[str, Any] = {
@@ -200,7 +204,9 @@ async def send(services: Services, seller: Seller, message_id: str) -> dict[str,
     if entity["status"] != "draft":
         raise Conflict("the message was already sent")
     store = services.store
-    html = (await (await store.message_blobs.download_blob(f"{message_id}/body.html")).readall()).decode()
+    html = (
+        await (await store.message_blobs.download_blob(f"{message_id}/body.html")).readall()
+    ).decode()
     files = []
     for item in json.loads(entity["attachments"]):
         if item["followed"]:
@@ -310,7 +316,13 @@ def _view(
             for a in attachments
         ],
         "timeline": [
-            {"event": t.event, "at": t.at, "occurrence": t.occurrence, "index": t.index, "device": t.device}
+            {
+                "event": t.event,
+                "at": t.at,
+                "occurrence": t.occurrence,
+                "index": t.index,
+                "device": t.device,
+            }
             for t in timeline(kpis, sent_at)
         ],
     }

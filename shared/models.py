@@ -24,7 +24,11 @@ class AttachmentIn(BaseModel):
     @field_validator("name")
     @classmethod
     def _plain_file_name(cls, value: str) -> str:
-        if _FORBIDDEN_NAME.search(value) or value.strip() in ("", ".", "..") or value != value.strip():
+        if (
+            _FORBIDDEN_NAME.search(value)
+            or value.strip() in ("", ".", "..")
+            or value != value.strip()
+        ):
             raise ValueError("must be a plain file name, without path parts or control characters")
         return value
 

@@ -7,6 +7,7 @@ identity) by settings alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,8 +108,10 @@ class Store:
         # One key serves every link for hours; asking for a new key per download is slow and
         # throttled (an anti-pattern seen in other tracking apps).
         now = datetime.now(UTC)
-        if self._delegation_key is None or self._delegation_expiry is None or (
-            self._delegation_expiry - now < timedelta(hours=1)
+        if (
+            self._delegation_key is None
+            or self._delegation_expiry is None
+            or (self._delegation_expiry - now < timedelta(hours=1))
         ):
             expiry = now + timedelta(hours=6)
             self._delegation_key = await self.blob_service.get_user_delegation_key(
@@ -159,15 +162,11 @@ async def ensure_storage(store: Store) -> None:
     templates create them first and this only confirms)."""
 
     async def container(name: str) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             await store.blob_service.create_container(name)
-        except ResourceExistsError:
-            pass
 
     async def table(name: str) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             await store.table_service.create_table(name)
-        except ResourceExistsError:
-            pass
 
     await asyncio.gather(*(container(c) for c in CONTAINERS), *(table(t) for t in TABLES))

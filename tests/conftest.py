@@ -47,7 +47,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 def app_env(connection_string: str) -> Iterator[None]:
     """Environment for code that reads settings itself (function_app, the CLI)."""
     old = dict(os.environ)
-    os.environ.update({"STORAGE_CONNECTION_STRING": connection_string, "TRACKING_BASE_URL": TRACKING_BASE})
+    os.environ.update(
+        {"STORAGE_CONNECTION_STRING": connection_string, "TRACKING_BASE_URL": TRACKING_BASE}
+    )
     yield
     os.environ.clear()
     os.environ.update(old)

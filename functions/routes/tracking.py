@@ -49,7 +49,9 @@ async def _record(services: ServicesDep, request: Request, ref: TrackingRef) -> 
         kind=ref.kind,
         index=ref.index,
         user_agent=request.headers.get("user-agent", ""),
-        ip=client_ip(request.headers.get("x-forwarded-for"), request.client.host if request.client else None),
+        ip=client_ip(
+            request.headers.get("x-forwarded-for"), request.client.host if request.client else None
+        ),
         method=request.method,
     )
     await record_event(services.store, event)

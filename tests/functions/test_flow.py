@@ -10,11 +10,17 @@ from tests.utils.factories import attachment, compose, path_of
 
 PIXEL = re.compile(r'src="(http://track\.test/t/o/[^"]+)"')
 CLICK = re.compile(r'href="(http://track\.test/t/c/[^"]+)"')
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 DOWNLOAD = re.compile(r'href="(http://track\.test/t/a/[^"]+)"')
 
 
-async def test_followed_message_engagement_is_read_back(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    sent = await compose(client, auth, attachments=[attachment(), attachment("terms.pdf", b"terms", followed=False)])
+async def test_followed_message_engagement_is_read_back(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    sent = await compose(
+        client, auth, attachments=[attachment(), attachment("terms.pdf", b"terms", followed=False)]
+    )
     assert sent["status"] == "sent" and sent["follow_state"] == "followed"
     html = sent["html"]
     (pixel,) = PIXEL.findall(html)
@@ -22,15 +28,18 @@ async def test_followed_message_engagement_is_read_back(client: httpx.AsyncClien
     (download,) = DOWNLOAD.findall(html)
     assert len(clicks) == 2
 
-    ua = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"}
+    ua = {"User-Agent": IPHONE}
     r = await client.get(path_of(pixel), headers=ua)
-    assert r.status_code == 200 and r.headers["content-type"] == "image/gif" and len(r.content) == 43
+    assert (
+        r.status_code == 200 and r.headers["content-type"] == "image/gif" and len(r.content) == 43
+    )
     r = await client.get(path_of(clicks[0]), headers=ua)
     assert r.status_code == 302
     assert r.headers["location"] == "https://contoso.example/pricing?plan=pro&seats=5"
     r = await client.get(path_of(download), headers=ua)
     assert r.status_code == 302
-    file = httpx.get(r.headers["location"])
+    async with httpx.AsyncClient() as storage:
+        file = await storage.get(r.headers["location"])
     assert file.status_code == 200 and file.content == b"%PDF-1.4 quote"
 
     view = (await client.get(f"/api/messages/{sent['id']}", headers=auth)).json()

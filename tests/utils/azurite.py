@@ -43,12 +43,26 @@ def azurite() -> Iterator[str]:
         log = open(os.path.join(folder, "azurite.log"), "wb")  # noqa: SIM115
         process = subprocess.Popen(
             [
-                str(binary), "--silent", "--location", folder,
-                "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-                "--tableHost", "127.0.0.1", "--tablePort", str(table),
-                "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-                "--disableTelemetry", "--skipApiVersionCheck", "--loose",
-            ],  # fmt: skip
+                str(binary),
+                "--silent",
+                "--location",
+                folder,
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(queue),
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--loose",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

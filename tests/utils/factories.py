@@ -25,7 +25,9 @@ def compose_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def attachment(name: str = "quote.pdf", data: bytes = b"%PDF-1.4 quote", followed: bool = True) -> dict[str, Any]:
+def attachment(
+    name: str = "quote.pdf", data: bytes = b"%PDF-1.4 quote", followed: bool = True
+) -> dict[str, Any]:
     return {
         "name": name,
         "content_type": "application/pdf",
@@ -39,7 +41,9 @@ def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-async def compose(client: httpx.AsyncClient, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:
+async def compose(
+    client: httpx.AsyncClient, auth: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
     response = await client.post("/api/messages", json=compose_body(**overrides), headers=auth)
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()

@@ -1,0 +1,58 @@
+# Everything installs from scratch: a virtualenv from PyPI, Azurite from the npm registry.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+AZURITE := node_modules/.bin/azurite
+AZURITE_DIR := .azurite
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup run test lint format bench dev-token fold clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## run: Azurite (data in .azurite/) and the app on http://127.0.0.1:7071, timers in-process
+run: setup
+	mkdir -p $(AZURITE_DIR)
+	$(AZURITE) --silent --location $(AZURITE_DIR) \
+		--blobHost 127.0.0.1 --tableHost 127.0.0.1 --queueHost 127.0.0.1 \
+		--disableTelemetry --skipApiVersionCheck --loose & \
+	AZURITE_PID=$$!; trap "kill $$AZURITE_PID" EXIT INT TERM; \
+	sleep 2; $(PY) -m functions.local
+
+## test: lint, type-check and the whole suite (it starts its own Azurite)
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+## bench: the benchmarks; figures go to docs/performance.md
+bench: setup
+	$(PY) -m bench
+
+## dev-token EMAIL=...: a development bearer token for a seller
+dev-token: setup
+	@$(PY) -m shared.cli dev-token $(EMAIL)
+
+## fold: fold recorded events into KPIs now (the timer does it every 10 s)
+fold: setup
+	$(PY) -m shared.cli fold
+
+clean:
+	rm -rf $(VENV) node_modules $(AZURITE_DIR)
