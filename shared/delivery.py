@@ -4,8 +4,9 @@ Graph backend (sending from the seller's Outlook mailbox) plugs in beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
@@ -76,11 +77,12 @@ class OutboxBackend:
     """Writes `outbox/{message_id}.eml`; Bcc recipients go in the blob's metadata, as an
     SMTP envelope would carry them, not in the headers."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self._store = store
+        self._clock = clock
 
     async def deliver(self, message: Outgoing) -> Receipt:
-        sent_at = datetime.now(UTC).replace(microsecond=0)
+        sent_at = self._clock()
         internet_message_id = make_msgid(domain="engagement.local")
         mime = to_mime(message, sent_at, internet_message_id)
         blob = self._store.outbox.get_blob_client(f"{message.message_id}.eml")

@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -120,7 +120,7 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
             store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links))
         )
     await asyncio.gather(*uploads)
-    now = datetime.now(UTC)
+    now = services.clock()
     entity: dict[str, Any] = {
         "PartitionKey": seller.key,
         "RowKey": message_id,
@@ -234,7 +234,7 @@ async def get(
     # No event of this message can be older than the message itself.
     created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
     after = max(cursor, stored.folded_bucket, bucket_of(created))
-    pending = await pending_events(services.store, message_id, after, datetime.now(UTC))
+    pending = await pending_events(services.store, message_id, after, services.clock())
     kpis = fold(stored, pending or [], sent_at)
     view = _view(entity, kpis, await _links(services, entity))
     view["kpis_complete"] = pending is not None

@@ -3,8 +3,9 @@ delivery backend, built once and shared by the HTTP app and the timers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.auth import Authenticator
 from shared.config import Settings, get_settings
@@ -21,6 +22,7 @@ class Services:
     signer: TokenSigner
     auth: Authenticator
     delivery: DeliveryBackend
+    clock: Callable[[], datetime]
     links: LinkResolver = field(init=False)
 
     def __post_init__(self) -> None:
@@ -31,8 +33,12 @@ class Services:
         return timedelta(seconds=self.settings.fold_grace_seconds)
 
 
-def build_services(settings: Settings) -> Services:
-    """Everything a worker needs, from settings alone."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
+    """Everything a worker needs, from settings alone (tests hand in a clock they control)."""
     store = build_store(settings)
     signer = TokenSigner(
         {kid: key.get_secret_value().encode("utf-8") for kid, key in settings.token_keys.items()},
@@ -43,7 +49,8 @@ def build_services(settings: Settings) -> Services:
         store=store,
         signer=signer,
         auth=Authenticator(settings),
-        delivery=OutboxBackend(store),
+        delivery=OutboxBackend(store, clock),
+        clock=clock,
     )
 
 

@@ -54,7 +54,12 @@ class Schedule:
         """The first matching second strictly after `at`."""
         moment = at.replace(microsecond=0) + timedelta(seconds=1)
         for _ in range(366 * 24 * 3600):
-            if moment.month not in self._month or moment.day not in self._day:
+            weekday = (moment.weekday() + 1) % 7  # Sunday is 0 in cron
+            if (
+                moment.month not in self._month
+                or moment.day not in self._day
+                or weekday not in self._weekday
+            ):
                 moment = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0)
                 continue
             if moment.hour not in self._hour:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -35,9 +36,29 @@ def settings(connection_string: str) -> Settings:
     )
 
 
+class Clock:
+    """Real time plus an offset that tests move forward (never back), so a test can let the
+    folding grace period pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> datetime:
+        self.offset += timedelta(seconds=seconds)
+        return self.now()
+
+
 @pytest.fixture(scope="session")
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    built = build_services(settings)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    built = build_services(settings, clock.now)
     await ensure_storage(built.store)
     yield built
     await built.store.close()

@@ -53,6 +53,7 @@ async def _record(services: ServicesDep, request: Request, ref: TrackingRef) -> 
             request.headers.get("x-forwarded-for"), request.client.host if request.client else None
         ),
         method=request.method,
+        at=services.clock(),
     )
     await record_event(services.store, event)
 

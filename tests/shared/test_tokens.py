@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.ids import new_message_id, partition_of, seller_key
+from shared.tokens import TokenSigner, TrackingRef
+
+KEYS = {"k1": b"a" * 32, "k2": b"b" * 32}
+
+
+def signer(active: str = "k1", keys: dict[str, bytes] = KEYS) -> TokenSigner:
+    return TokenSigner(keys, active)
+
+
+@pytest.mark.parametrize("kind", ["open", "click", "attachment"])
+def test_token_round_trips(kind: str) -> None:
+    ref = TrackingRef(kind, new_message_id("ana@contoso.example"), 17)  # type: ignore[arg-type]
+    assert signer().verify(signer().sign(ref)) == ref
+
+
+def test_token_is_short_and_url_safe() -> None:
+    token = signer().sign(TrackingRef("click", new_message_id("a@b.example"), 65535))
+    assert len(token) <= 50
+    assert all(c.isalnum() or c in "-_." for c in token)
+
+
+def test_every_single_character_change_is_rejected() -> None:
+    token = signer().sign(TrackingRef("click", new_message_id("a@b.example"), 3))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for position in range(len(token)):
+        if token[position] == ".":
+            continue
+        for replacement in alphabet[:: 7 if position > 3 else 1]:
+            if replacement != token[position]:
+                forged = token[:position] + replacement + token[position + 1 :]
+                assert signer().verify(forged) is None, forged
+
+
+def test_rotation_old_key_verifies_until_removed() -> None:
+    ref = TrackingRef("open", new_message_id("a@b.example"), 0)
+    old = signer("k1").sign(ref)
+    rotated = signer("k2")
+    assert rotated.verify(old) == ref
+    assert rotated.sign(ref).startswith("k2.")
+    assert TokenSigner({"k2": KEYS["k2"]}, "k2").verify(old) is None
+
+
+def test_token_for_one_key_id_does_not_verify_under_another() -> None:
+    token = signer("k1").sign(TrackingRef("open", new_message_id("a@b.example"), 0))
+    assert signer().verify("k2" + token[2:]) is None
+
+
+@pytest.mark.parametrize(
+    "junk", ["", ".", "k1.", "k1.abc", "zz." + "A" * 44, "k1." + "A" * 44, "k1." + "=" * 44]
+)
+def test_malformed_tokens_are_rejected(junk: str) -> None:
+    assert signer().verify(junk) is None
+
+
+def test_tokens_of_two_messages_differ_and_ids_are_unguessable() -> None:
+    ids = {new_message_id("a@b.example") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert {partition_of(i) for i in ids} == {seller_key("A@B.example")}
