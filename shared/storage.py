@@ -15,7 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
 
 from shared.config import Settings
 
@@ -32,9 +32,9 @@ TABLES = (MESSAGES_TABLE, EVENTS_TABLE, STATE_TABLE)
 # The tracking write must finish well inside the folding grace period, and a recipient's
 # mail client must not wait on a sick storage account: short timeouts, one retry.
 _TRACKING_CLIENT_OPTIONS: dict[str, Any] = {
-    "connection_timeout": 3,
-    "read_timeout": 5,
-    "retry_total": 1,
+    "connection_timeout": 2,
+    "read_timeout": 3,
+    "retry_policy": LinearRetry(backoff=0, random_jitter_range=0, retry_total=1),
 }
 
 
@@ -56,6 +56,10 @@ class Store:
     @property
     def tracking_interactions(self) -> ContainerClient:
         return self.tracking_blob_service.get_container_client(INTERACTIONS)
+
+    @property
+    def tracking_message_blobs(self) -> ContainerClient:
+        return self.tracking_blob_service.get_container_client(MESSAGE_BLOBS)
 
     @property
     def message_blobs(self) -> ContainerClient:

@@ -17,7 +17,7 @@ from shared.storage import ATTACHMENTS, Store
 from shared.urls import redirect_location
 
 logger = logging.getLogger(__name__)
-_UPLOAD_TIMEOUT_SECONDS = 5
+_STORAGE_TIMEOUT_SECONDS = 3
 
 
 async def record_event(store: Store, event: Event) -> bool:
@@ -28,7 +28,7 @@ async def record_event(store: Store, event: Event) -> bool:
             event.blob_name,
             event.body(),
             metadata=event.metadata(),
-            timeout=_UPLOAD_TIMEOUT_SECONDS,
+            timeout=_STORAGE_TIMEOUT_SECONDS,
         )
     except Exception:  # any storage failure: a lost event beats an error in an inbox
         logger.exception("could not record a %s event", event.kind)
@@ -62,7 +62,9 @@ class LinkResolver:
             self._cache.move_to_end(message_id)
             return cached
         try:
-            downloader = await self._store.message_blobs.download_blob(links_blob_name(message_id))
+            downloader = await self._store.tracking_message_blobs.download_blob(
+                links_blob_name(message_id), timeout=_STORAGE_TIMEOUT_SECONDS
+            )
             targets = tuple(json.loads(await downloader.readall()))
         except ResourceNotFoundError:
             return None

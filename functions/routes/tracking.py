@@ -31,11 +31,18 @@ _NO_CACHE = {
     "Pragma": "no-cache",
     "Expires": "0",
 }
+_UNAVAILABLE = "This link cannot be opened right now. Please try again in a minute.\n"
 _NOT_FOUND = "This link is not valid. Please check that you copied it completely.\n"
 
 
 def _not_found() -> PlainTextResponse:
     return PlainTextResponse(_NOT_FOUND, status_code=404, headers=_NO_CACHE)
+
+
+def _unavailable() -> PlainTextResponse:
+    return PlainTextResponse(
+        _UNAVAILABLE, status_code=503, headers={**_NO_CACHE, "Retry-After": "30"}
+    )
 
 
 def _ref(services: ServicesDep, token: str, kind: EventKind) -> TrackingRef | None:
@@ -77,7 +84,11 @@ async def click(token: str, request: Request, services: ServicesDep) -> Response
     ref = _ref(services, token, "click")
     if ref is None:
         return _not_found()
-    location = await services.links.location(ref.message_id, ref.index)
+    try:
+        location = await services.links.location(ref.message_id, ref.index)
+    except Exception:
+        logger.exception("could not look up a followed link")
+        return _unavailable()
     if location is None:
         return _not_found()
     await _record(services, request, ref)
@@ -91,7 +102,20 @@ async def attachment(token: str, request: Request, services: ServicesDep) -> Res
     if ref is None:
         return _not_found()
     await _record(services, request, ref)
-    url = await attachment_link(
-        services.store, ref.message_id, ref.index, minutes=services.settings.attachment_link_minutes
-    )
+    try:
+        url = await attachment_link(
+            services.store,
+            ref.message_id,
+            ref.index,
+            minutes=services.settings.attachment_link_minutes,
+        )
+    except Exception:
+        logger.exception("could not make a download link")
+        return _unavailable()
     return RedirectResponse(url, status_code=302, headers=_NO_CACHE)
+
+
+@router.api_route("/{anything:path}", methods=["GET", "HEAD"])
+async def unknown(anything: str) -> Response:
+    """Any other tracking-looking path: the same plain page, never a redirect."""
+    return _not_found()
