@@ -18,7 +18,7 @@ from shared.runtime import Services, build_services
 from shared.tokens import TrackingRef
 from tests.conftest import TRACKING_BASE, Clock
 from tests.utils.azurite import ACCOUNT, KEY, free_port
-from tests.utils.factories import attachment, compose, path_of
+from tests.utils.factories import attachment, compose
 from tests.utils.storage import event_blobs
 
 PIXEL = re.compile(r'src="http://track\.test(/t/o/[^"]+)"')
@@ -246,7 +246,7 @@ async def test_200_concurrent_opens_are_exactly_200(
     assert len(await event_blobs(services, sent["id"])) == 200
     assert (await view(client, auth, sent["id"]))["kpis"]["opens"] == 200  # live, before folding
     now = clock.advance(services.settings.fold_grace_seconds + 20)
-    first, second = await asyncio.gather(
+    await asyncio.gather(  # two cycles racing
         fold_cycle(services.store, now=now, grace=services.grace),
         fold_cycle(services.store, now=now, grace=services.grace),
     )
