@@ -1,0 +1,106 @@
+"""The Functions glue, proven: function_app's registrations, a real func.HttpRequest through
+the ASGI function, and the timer function called with a TimerRequest."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+import shared.auth
+import shared.runtime
+from shared.config import get_settings
+from shared.storage import ensure_storage
+from tests.utils.factories import compose_body
+
+
+@pytest.fixture
+async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
+    """function_app, imported fresh with the test Azurite in its environment; its functions
+    by name (the app indexes its functions once, as the host does)."""
+    get_settings.cache_clear()
+    shared.runtime._services = None
+    sys.modules.pop("function_app", None)
+    module = importlib.import_module("function_app")
+    yield {f.get_function_name(): f for f in module.app.get_functions()}
+    await shared.runtime.get_services().store.close()
+    get_settings.cache_clear()
+    shared.runtime._services = None
+
+
+def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None:
+    functions = function_app
+    assert set(functions) == {"http_app_func", "fold_events"}
+    http = functions["http_app_func"].get_trigger().get_dict_repr()
+    assert http["type"] == "httpTrigger"
+    assert http["authLevel"] == func.AuthLevel.ANONYMOUS
+    assert http["route"] == "/{*route}"
+    timer = functions["fold_events"].get_trigger().get_dict_repr()
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == "%FOLD_SCHEDULE%"
+    assert timer["runOnStartup"] is False
+
+
+def test_host_json_has_no_route_prefix() -> None:
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    assert host["extensions"]["http"]["routePrefix"] == ""
+
+
+async def call_http(
+    functions: dict[str, Any],
+    method: str,
+    url: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> func.HttpResponse:
+    user_function = functions["http_app_func"].get_user_function()
+    request = func.HttpRequest(method=method, url=url, headers=headers or {}, body=body)
+    response: func.HttpResponse = await user_function(request, None)
+    return response
+
+
+async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, Any]) -> None:
+    services = shared.runtime.get_services()
+    await ensure_storage(services.store)
+    token = shared.auth.make_dev_token(services.settings, "glue@contoso.example")
+    created = await call_http(
+        function_app, "POST", "http://localhost/api/messages",
+        body=json.dumps(compose_body()).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert created.status_code == 201
+    html = json.loads(created.get_body())["html"]
+    pixel = re.search(r'src="http://track\.test(/t/o/[^"]+)"', html).group(1)  # type: ignore[union-attr]
+    response = await call_http(
+        function_app,
+        "GET",
+        f"http://localhost{pixel}",
+        headers={"User-Agent": "Mozilla/5.0 (iPhone)"},
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "image/gif"
+    assert len(response.get_body()) == 43
+    bad = await call_http(function_app, "GET", "http://localhost/t/c/dev1.nope")
+    assert bad.status_code == 404
+    assert bad.headers.get("Location") is None
+
+
+async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) -> None:
+    services = shared.runtime.get_services()
+    await ensure_storage(services.store)
+    timer = function_app["fold_events"].get_user_function()
+    await timer(timer=TimerRequest(past_due=True))
+    cursor = await services.store.state.get_entity("fold", "cursor")
+    assert cursor["bucket"]
+
+
+def test_http_path_does_not_import_graph(function_app: dict[str, Any]) -> None:
+    assert not [m for m in sys.modules if m.startswith(("msgraph", "kiota"))]
