@@ -21,11 +21,12 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import BUCKET_SECONDS, Event, bucket_of
 from shared.folding import pending_events, read_cursor
 from shared.ids import is_message_id, new_message_id, partition_of
-from shared.kpis import Kpis, counts, fold, from_columns, occurrence, timeline, to_columns
+from shared.kpis import Kpis, counts, fold, from_columns, occurrence, to_columns
 from shared.listing import page
 from shared.models import ComposeIn
 from shared.runtime import Services
 from shared.tracking import attachment_blob_name, links_blob_name
+from shared.views import list_item, message_view, parse_time
 
 _LIST_COLUMNS = [
     "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
@@ -152,7 +153,7 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     await store.messages.create_entity(entity)
     if body.send:
         entity.update(await _deliver(services, entity, html, files))
-    return _view(entity, from_columns(entity), links, html=html)
+    return message_view(entity, from_columns(entity), links, html=html)
 
 
 async def _deliver(
@@ -215,11 +216,7 @@ async def send(services: Services, seller: Seller, message_id: str) -> dict[str,
         content = await (await store.attachments.download_blob(name)).readall()
         files.append(_File(item["index"], item["name"], item["content_type"], content, False))
     entity.update(await _deliver(services, entity, html, files))
-    return _view(entity, from_columns(entity), await _links(services, entity))
-
-
-def _time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return message_view(entity, from_columns(entity), await _links(services, entity))
 
 
 async def get(
@@ -228,7 +225,7 @@ async def get(
     """One message with its KPIs, timeline and (on request) every event, including events
     recorded since the last fold cycle."""
     entity = await _load(services, seller, message_id)
-    sent_at = _time(entity.get("sent_at"))
+    sent_at = parse_time(entity.get("sent_at"))
     stored = from_columns(entity)
     cursor = await read_cursor(services.store) or ""
     # No event of this message can be older than the message itself.
@@ -236,7 +233,7 @@ async def get(
     after = max(cursor, stored.folded_bucket, bucket_of(created))
     pending = await pending_events(services.store, message_id, after, services.clock())
     kpis = fold(stored, pending or [], sent_at)
-    view = _view(entity, kpis, await _links(services, entity))
+    view = message_view(entity, kpis, await _links(services, entity))
     view["kpis_complete"] = pending is not None
     if full_history:
         view["history"] = await _history(services, message_id, pending or [], sent_at)
@@ -281,56 +278,6 @@ async def _links(services: Services, entity: dict[str, Any]) -> list[str]:
     return list(await services.links.links(entity["RowKey"]) or ())
 
 
-def _view(
-    entity: dict[str, Any], kpis: Kpis, links: list[str], *, html: str | None = None
-) -> dict[str, Any]:
-    attachments = json.loads(entity.get("attachments") or "[]")
-    sent_at = _time(entity.get("sent_at"))
-    view: dict[str, Any] = {
-        "id": entity["RowKey"],
-        "status": entity["status"],
-        "follow_state": entity["follow_state"],
-        "subject": entity["subject"],
-        "to": json.loads(entity["to"]),
-        "cc": json.loads(entity["cc"]),
-        "bcc": json.loads(entity["bcc"]),
-        "regarding": json.loads(entity["regarding"]) if entity.get("regarding") else None,
-        "created_at": entity["created_at"],
-        "sent_at": entity.get("sent_at") or None,
-        "kpis": {
-            "opens": kpis.opens,
-            "first_opened_at": kpis.first_opened_at,
-            "last_opened_at": kpis.last_opened_at,
-            "link_clicks": kpis.link_clicks,
-            "attachment_views": kpis.attachment_views,
-            "replies": kpis.replies,
-            "devices": kpis.devices,
-            "previews_not_counted": kpis.previews,
-        },
-        "links": [
-            {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
-            for i, url in enumerate(links)
-        ],
-        "attachments": [
-            {**a, "views": kpis.views_by_attachment.get(a["index"], 0) if a["followed"] else None}
-            for a in attachments
-        ],
-        "timeline": [
-            {
-                "event": t.event,
-                "at": t.at,
-                "occurrence": t.occurrence,
-                "index": t.index,
-                "device": t.device,
-            }
-            for t in timeline(kpis, sent_at)
-        ],
-    }
-    if html is not None:
-        view["html"] = html
-    return view
-
-
 async def list_messages(
     services: Services,
     seller: Seller,
@@ -355,22 +302,6 @@ async def list_messages(
     ]
     result = page(rows, sort=sort, order=order, limit=limit, continuation=continuation)
     return {
-        "items": [
-            {
-                "id": row["RowKey"],
-                "subject": row["subject"],
-                "to": json.loads(row["to"]),
-                "status": row["status"],
-                "follow_state": row["follow_state"],
-                "sent_at": row.get("sent_at") or None,
-                "opens": row.get("opens", 0),
-                "first_opened_at": row.get("first_opened_at") or None,
-                "last_opened_at": row.get("last_opened_at") or None,
-                "link_clicks": row.get("link_clicks", 0),
-                "attachment_views": row.get("attachment_views", 0),
-                "replies": row.get("replies", 0),
-            }
-            for row in result.rows
-        ],
+        "items": [list_item(row) for row in result.rows],
         "continuation": result.continuation,
     }
