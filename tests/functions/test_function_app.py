@@ -22,10 +22,10 @@ from shared.storage import ensure_storage
 from tests.utils.factories import compose_body
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
-    """function_app, imported fresh with the test Azurite in its environment; its functions
-    by name (the app indexes its functions once, as the host does)."""
+    """function_app, imported with the test Azurite in its environment, and its functions by
+    name (the app indexes its functions once, as the host does)."""
     get_settings.cache_clear()
     shared.runtime._services = None
     sys.modules.pop("function_app", None)

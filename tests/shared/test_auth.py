@@ -43,6 +43,7 @@ def jwks_url() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/discovery/v2.0/keys"
     server.shutdown()
+    server.server_close()
 
 
 def entra(jwks_url: str) -> Authenticator:
