@@ -10,8 +10,8 @@ from shared.auth import Seller
 from shared.runtime import Services
 
 
-def services(request: Request) -> Services:
-    """The services the app was built with."""
+async def services(request: Request) -> Services:
+    """The services the app was built with (async: a sync dependency costs a thread hop)."""
     built: Services = request.app.state.services()
     return built
 

@@ -99,7 +99,7 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
 
     app = FastAPI(title="Email engagement", version="0.1.0")
     app.state.services = services
-    app.include_router(tracking.router)
+    app.router.routes.extend(tracking.routes)
     app.include_router(messages.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in (InvalidInput, NotFound, Conflict, Unauthorized):

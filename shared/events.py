@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import quote, unquote
@@ -58,8 +58,16 @@ class Event:
 
     def body(self) -> bytes:
         """The blob's content: the same event as JSON, for export and audit."""
-        record = asdict(self)
-        record["at"] = self.at.isoformat()
+        record = {
+            "event_id": self.event_id,
+            "message_id": self.message_id,
+            "kind": self.kind,
+            "index": self.index,
+            "at": self.at.isoformat(),
+            "user_agent": self.user_agent,
+            "ip": self.ip,
+            "method": self.method,
+        }
         return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -40,7 +41,8 @@ _TRACKING_CLIENT_OPTIONS: dict[str, Any] = {
 
 @dataclass
 class Store:
-    """Every storage client the services use."""
+    """Every storage client the services use; each container and table client is made once
+    and shared (they reuse the service client's connection pool)."""
 
     blob_service: BlobServiceClient
     tracking_blob_service: BlobServiceClient
@@ -49,39 +51,39 @@ class Store:
     _delegation_key: UserDelegationKey | None = None
     _delegation_expiry: datetime | None = None
 
-    @property
+    @cached_property
     def interactions(self) -> ContainerClient:
         return self.blob_service.get_container_client(INTERACTIONS)
 
-    @property
+    @cached_property
     def tracking_interactions(self) -> ContainerClient:
         return self.tracking_blob_service.get_container_client(INTERACTIONS)
 
-    @property
+    @cached_property
     def tracking_message_blobs(self) -> ContainerClient:
         return self.tracking_blob_service.get_container_client(MESSAGE_BLOBS)
 
-    @property
+    @cached_property
     def message_blobs(self) -> ContainerClient:
         return self.blob_service.get_container_client(MESSAGE_BLOBS)
 
-    @property
+    @cached_property
     def attachments(self) -> ContainerClient:
         return self.blob_service.get_container_client(ATTACHMENTS)
 
-    @property
+    @cached_property
     def outbox(self) -> ContainerClient:
         return self.blob_service.get_container_client(OUTBOX)
 
-    @property
+    @cached_property
     def messages(self) -> TableClient:
         return self.table_service.get_table_client(MESSAGES_TABLE)
 
-    @property
+    @cached_property
     def events(self) -> TableClient:
         return self.table_service.get_table_client(EVENTS_TABLE)
 
-    @property
+    @cached_property
     def state(self) -> TableClient:
         return self.table_service.get_table_client(STATE_TABLE)
 

@@ -2,24 +2,26 @@
 
 Rules: the pixel always answers the GIF; a bad link answers a plain 404 page and never a
 redirect; a redirect only ever goes to a target the seller wrote (looked up by a signed
-token); one storage write at most; nothing slow or Graph-related is imported here.
+token); one storage write at most; nothing slow or Graph-related is imported here. They are
+plain Starlette routes: FastAPI's dependency injection and validation cost more per request
+than the whole handler, on the path that takes the most traffic.
 """
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
 
-from functions.deps import ServicesDep
 from shared.events import EventKind, new_event
+from shared.runtime import Services
 from shared.tokens import TrackingRef
 from shared.tracking import attachment_link, record_event
 from shared.useragent import client_ip
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/t", include_in_schema=False)
 
 # A 1x1 transparent GIF (43 bytes).
 PIXEL_GIF = (
@@ -45,12 +47,12 @@ def _unavailable() -> PlainTextResponse:
     )
 
 
-def _ref(services: ServicesDep, token: str, kind: EventKind) -> TrackingRef | None:
+def _ref(services: Services, token: str, kind: EventKind) -> TrackingRef | None:
     ref = services.signer.verify(token)
     return ref if ref is not None and ref.kind == kind else None
 
 
-async def _record(services: ServicesDep, request: Request, ref: TrackingRef) -> None:
+async def _record(services: Services, request: Request, ref: TrackingRef) -> None:
     event = new_event(
         message_id=ref.message_id,
         kind=ref.kind,
@@ -65,12 +67,17 @@ async def _record(services: ServicesDep, request: Request, ref: TrackingRef) -> 
     await record_event(services.store, event)
 
 
-@router.api_route("/o/{token}", methods=["GET", "HEAD"])
-async def open_pixel(token: str, request: Request, services: ServicesDep) -> Response:
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services()
+    return services
+
+
+async def open_pixel(request: Request) -> Response:
     """Record an open and answer the pixel, whatever happens: a broken image in a customer's
     inbox is worse than a lost open."""
     try:
-        ref = _ref(services, token.removesuffix(".gif"), "open")
+        services = _services(request)
+        ref = _ref(services, request.path_params["token"].removesuffix(".gif"), "open")
         if ref is not None:
             await _record(services, request, ref)
     except Exception:
@@ -78,10 +85,10 @@ async def open_pixel(token: str, request: Request, services: ServicesDep) -> Res
     return Response(PIXEL_GIF, media_type="image/gif", headers=_NO_CACHE)
 
 
-@router.api_route("/c/{token}", methods=["GET", "HEAD"])
-async def click(token: str, request: Request, services: ServicesDep) -> Response:
+async def click(request: Request) -> Response:
     """Record a click and redirect to the link the seller wrote; 404 for anything else."""
-    ref = _ref(services, token, "click")
+    services = _services(request)
+    ref = _ref(services, request.path_params["token"], "click")
     if ref is None:
         return _not_found()
     try:
@@ -95,10 +102,10 @@ async def click(token: str, request: Request, services: ServicesDep) -> Response
     return RedirectResponse(location, status_code=302, headers=_NO_CACHE)
 
 
-@router.api_route("/a/{token}", methods=["GET", "HEAD"])
-async def attachment(token: str, request: Request, services: ServicesDep) -> Response:
+async def attachment(request: Request) -> Response:
     """Record an attachment view and redirect to a download link valid for minutes."""
-    ref = _ref(services, token, "attachment")
+    services = _services(request)
+    ref = _ref(services, request.path_params["token"], "attachment")
     if ref is None:
         return _not_found()
     await _record(services, request, ref)
@@ -115,7 +122,15 @@ async def attachment(token: str, request: Request, services: ServicesDep) -> Res
     return RedirectResponse(url, status_code=302, headers=_NO_CACHE)
 
 
-@router.api_route("/{anything:path}", methods=["GET", "HEAD"])
-async def unknown(anything: str) -> Response:
+async def unknown(request: Request) -> Response:
     """Any other tracking-looking path: the same plain page, never a redirect."""
     return _not_found()
+
+
+_METHODS = ["GET", "HEAD"]
+routes = [
+    Route("/t/o/{token}", open_pixel, methods=_METHODS),
+    Route("/t/c/{token}", click, methods=_METHODS),
+    Route("/t/a/{token}", attachment, methods=_METHODS),
+    Route("/t/{anything:path}", unknown, methods=_METHODS),
+]
