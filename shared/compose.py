@@ -70,10 +70,13 @@ def followed_body(
     """Rewrite every followable link to its redirect, add the tracked attachment links and
     the open pixel; everything else stays byte for byte what the seller wrote."""
 
+    click_token = signer.signer_for("click", message_id)
+    click_base = f"{base_url.rstrip('/')}/t/c/"
+
     def click_url(index: int, _target: str) -> str:
         if index > MAX_INDEX:
             raise InvalidInput("html", f"has more than {MAX_INDEX + 1} links to follow")
-        return tracking_url(base_url, signer, TrackingRef("click", message_id, index))
+        return click_base + click_token(index)
 
     pixel = tracking_url(base_url, signer, TrackingRef("open", message_id, 0))
     result = rewrite_html(html, tracked_url=click_url, pixel_url=pixel, own_hosts=own_hosts)

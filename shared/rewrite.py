@@ -49,17 +49,6 @@ def _any_case(word: str) -> str:
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-def _one_of(names: tuple[str, ...]) -> str:
-    """Any of the names, any case, grouped by first letter so a mismatch fails at once."""
-    by_first: dict[str, list[str]] = {}
-    for name in names:
-        by_first.setdefault(name[0], []).append(name[1:])
-    return "|".join(
-        f"{_any_case(first)}(?:{'|'.join(_any_case(rest) for rest in rests)})"
-        for first, rests in by_first.items()
-    )
-
-
 _WS = "\t\n\f\r "
 _END_NAME = r"(?=[\t\n\f\r />])"
 _NAME = r"[^\t\n\f\r />][^\t\n\f\r />=]*+"
@@ -68,11 +57,11 @@ _VALUE = r"""(?:"[^"]*+"|'[^']*+'|(?!["'])[^\t\n\f\r >]*+)"""
 # One attribute as the HTML5 tokenizer reads it: a quote only opens a value right after "=",
 # so `<a title=x"y>` ends at its ">", and `<a title="a>b">` does not end early.
 _ATTR = rf"(?:{_EQUALS}{_VALUE}|(?![\t\n\f\r ]*=))"
-_ATTRS = rf"(?:[\t\n\f\r /]++|{_NAME}{_ATTR})*+"
+_ATTRS = rf"(?:[\t\n\f\r /]*+{_NAME}{_ATTR})*+[\t\n\f\r /]*+"
 _HREF = _any_case("href")
 _BODY = rf"{_any_case('body')}{_END_NAME}"
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
-_LINK_NAMES = rf"(?:{_one_of(('a', 'area'))}){_END_NAME}|{_any_case('v:')}"
+_LINK_NAMES = rf"{_any_case('a')}(?:{_any_case('rea')})?{_END_NAME}|{_any_case('v:')}"
 
 
 def _ordinary_start() -> str:
@@ -132,7 +121,10 @@ _TOKEN = re.compile(
     r")?"
 )
 _COMMENT_END = re.compile(r"--!?>")
-_CHAR_REF = re.compile(r"&(?:#[xX][0-9a-fA-F]+;?|#[0-9]+;?|(?P<name>[A-Za-z][A-Za-z0-9]*;?))")
+_CHAR_REF = re.compile(
+    r"&(?:#[xX](?P<hex>[0-9a-fA-F]+);?|#(?P<dec>[0-9]+);?|(?P<name>[A-Za-z][A-Za-z0-9]*;?))"
+)
+_BEYOND_UNICODE = 0x110000
 _LONGEST_REF = max(len(name) for name in _NAMED_REFS)
 _UNQUOTED_UNSAFE = re.compile(r"[\t\n\f\r `]")
 # Cheap early outs for the commonest values that are not followed whatever they decode to.
@@ -146,6 +138,21 @@ def pixel_markup(pixel_url: str) -> str:
     """The exact open-pixel tag inserted, so callers and tests can find or strip it."""
     src = html_lib.escape(pixel_url, quote=True)
     return f'<img src="{src}" width="1" height="1" alt="" border="0" style="{_PIXEL_STYLE}" />'
+
+
+def _numeric_ref(match: re.Match[str]) -> str:
+    """Decode a numeric reference as HTML5 does, whatever the number of digits."""
+    digits, base = (match["hex"], 16) if match["hex"] is not None else (match["dec"], 10)
+    digits = digits.lstrip("0")
+    code = int(digits or "0", base) if len(digits) <= 8 else _BEYOND_UNICODE
+    if code == 0 or code >= _BEYOND_UNICODE or 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"
+    if 0x80 <= code <= 0x9F:  # the C1 range means windows-1252 where that defines it
+        try:
+            return bytes([code]).decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    return chr(code)
 
 
 def _named_ref(value: str, match: re.Match[str]) -> str:
@@ -176,40 +183,47 @@ def decode_attribute_value(value: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         if match["name"] is None:
-            return html_lib.unescape(match[0])
+            return _numeric_ref(match)
         return _named_ref(value, match)
 
     return _CHAR_REF.sub(replace, value)
 
 
-def _scan(html: str) -> tuple[list[tuple[int, int, str]], int | None, int]:
-    """The href values to consider, the real </body> and where the text stops being markup.
+def _scan(
+    html: str, pos: int, end: int, hrefs: list[tuple[int, int, str]], *, top: bool
+) -> tuple[int | None, int]:
+    """Collect the href values of html[pos:end] as (start, end, quote) of each raw value.
 
-    Each href is (start, end, quote) of its raw value. Markup stops at the end of the input,
-    or at an unclosed comment, tag or raw-text element running to the end: the pixel goes
-    there at the latest, so that it is never swallowed by one.
+    Returns the last real </body> (None if none) and where the text stops being markup: the
+    end, or an unclosed comment, tag or raw-text element running to it, so that the pixel is
+    never swallowed by one. Only the top level counts a </body>: one inside a conditional
+    comment is seen by Outlook alone.
     """
-    hrefs: list[tuple[int, int, str]] = []
     body_end = None
-    conditional_end = 0
-    for token in _TOKEN.finditer(html):
-        kind = token.lastgroup
-        if kind == "link":
-            start, stop = token.span("href")
-            if stop > start and html[start] in "\"'":
-                hrefs.append((start + 1, stop - 1, html[start]))
-            elif start >= 0:
-                hrefs.append((start, stop, ""))
-        elif kind == "conditional":
-            close = _COMMENT_END.search(html, token.end())
-            conditional_end = len(html) if close is None else close.end()
-        elif kind == "body":
-            # A </body> that only Outlook sees is not where other clients end the body.
-            if token.start(kind) >= conditional_end:
-                body_end = token.start(kind)
+    while True:
+        for token in _TOKEN.finditer(html, pos, end):
+            kind = token.lastgroup
+            if kind == "link":
+                start, stop = token.span("href")
+                if stop > start and html[start] in "\"'":
+                    hrefs.append((start + 1, stop - 1, html[start]))
+                elif start >= 0:
+                    hrefs.append((start, stop, ""))
+            elif kind == "body":
+                if top:
+                    body_end = token.start(kind)
+            elif kind == "conditional":
+                # Scanned on its own, bounded, so that nothing inside outlives the comment.
+                close = _COMMENT_END.search(html, token.end(), end)
+                if close is None:  # cannot happen: the regex looked ahead for it
+                    return body_end, token.start(kind)
+                _scan(html, token.end(), close.start() - len("<![endif]"), hrefs, top=False)
+                pos = close.end()
+                break
+            else:
+                return body_end, token.end()
         else:
-            return hrefs, body_end, token.end()
-    return hrefs, body_end, len(html)
+            return body_end, end
 
 
 def _written(url: str, quote: str) -> str:
@@ -232,9 +246,11 @@ def rewrite_html(
     Links to ``own_hosts`` are left alone so that a message is never wrapped twice.
     """
     own = frozenset(host.lower() for host in own_hosts)
-    hrefs, body_end, markup_end = _scan(html)
+    hrefs: list[tuple[int, int, str]] = []
+    body_end, markup_end = _scan(html, 0, len(html), hrefs, top=True)
     pixel = "" if pixel_url is None else pixel_markup(pixel_url)
-    pixel_pos = None
+    # Where the pixel goes; past the end of the input once placed, or when there is none.
+    pixel_pos = len(html) + 1
     if pixel_url is not None:
         pixel_pos = body_end if body_end is not None else markup_end
 
@@ -254,9 +270,10 @@ def rewrite_html(
         host = followable_host(url)
         if host is None or host in own:
             continue
-        if pixel_pos is not None and pixel_at is None and pixel_pos <= start:
+        if pixel_pos <= start:
             parts += (html[last:pixel_pos], pixel)
             pixel_at, shift, last = pixel_pos + shift, shift + len(pixel), pixel_pos
+            pixel_pos = len(html) + 1
         index = len(links)
         target = tracked_url(index, url)
         if not target or _NEEDS_CARE.search(target) is not None:
@@ -265,7 +282,7 @@ def rewrite_html(
         shift += len(target) - (end - start)
         last = end
         links.append(FollowedLink(index, url, (start, end)))
-    if pixel_pos is not None and pixel_at is None:
+    if pixel_pos <= len(html):
         parts += (html[last:pixel_pos], pixel)
         pixel_at, last = pixel_pos + shift, pixel_pos
     parts.append(html[last:])

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +27,7 @@ _MAC_BYTES = 14  # payload + mac = 33 bytes: 44 base64 characters, no padding
 _PAYLOAD_BYTES = 1 + MESSAGE_ID_BYTES + 2
 _TOKEN_BYTES = _PAYLOAD_BYTES + _MAC_BYTES
 MAX_INDEX = 0xFFFF
+_SHA256_BLOCK = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +54,35 @@ class TokenSigner:
 
     def sign(self, ref: TrackingRef) -> str:
         """The token for `ref`, signed with the active key."""
-        if not 0 <= ref.index <= MAX_INDEX:
-            raise ValueError("index out of range")
-        payload = (
-            bytes([_KIND_BYTE[ref.kind]])
-            + message_id_to_bytes(ref.message_id)
-            + ref.index.to_bytes(2, "big")
-        )
-        body = base64.urlsafe_b64encode(payload + self._mac(self._active, payload))
-        return f"{self._active}.{body.decode('ascii')}"
+        return self.signer_for(ref.kind, ref.message_id)(ref.index)
+
+    def signer_for(self, kind: Kind, message_id: str) -> Callable[[int], str]:
+        """A function index -> token for one message and kind. Composing a newsletter signs
+        thousands of links, so the shared prefix and the keyed hash state are made once."""
+        kid = self._active
+        prefix = bytes([_KIND_BYTE[kind]]) + message_id_to_bytes(message_id)
+        # HMAC (RFC 2104) from two keyed SHA-256 states copied per link: the same bytes as
+        # hmac.new(key, msg), at half the cost of the hmac module's per-call set-up.
+        key = self._keys[kid]
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\x00")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        inner.update(kid.encode("ascii") + b"\x00" + prefix)
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        encode = base64.urlsafe_b64encode
+
+        def sign(index: int) -> str:
+            if not 0 <= index <= MAX_INDEX:
+                raise ValueError("index out of range")
+            suffix = index.to_bytes(2, "big")
+            first = inner.copy()
+            first.update(suffix)
+            second = outer.copy()
+            second.update(first.digest())
+            return f"{kid}.{encode(prefix + suffix + second.digest()[:_MAC_BYTES]).decode('ascii')}"
+
+        return sign
 
     def verify(self, token: str) -> TrackingRef | None:
         """The reference inside `token`, or None when it is malformed, unknown or tampered."""

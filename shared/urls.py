@@ -110,7 +110,7 @@ def host_of(url: str) -> str | None:
     parts = _URL.match(url)
     if parts is None or not parts["host"]:
         return None
-    return str(parts["host"]).lower()
+    return parts["host"].lower()
 
 
 def _encode_non_ascii(text: str) -> str:

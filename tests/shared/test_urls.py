@@ -24,6 +24,11 @@ from shared.urls import followable_host, host_of, is_followable, redirect_locati
         ("https://[2001:db8::1]:443/x", "https://[2001:db8::1]:443/x"),
         ("https://a.example/ü#ö", "https://a.example/%C3%BC#%C3%B6"),
         ("https://a.example", "https://a.example"),
+        (
+            "https://a.example/a|b[c]'d!*(e)~f@g,h+$i{j}^`k\"",
+            "https://a.example/a|b[c]'d!*(e)~f@g,h+$i{j}^`k\"",
+        ),
+        ("https://a.example:65535/", "https://a.example:65535/"),
     ],
 )
 def test_redirect_location_changes_only_what_is_not_ascii(
@@ -53,6 +58,7 @@ def test_redirect_location_changes_only_what_is_not_ascii(
         "https://[Unsubscribe]/x",
         "https://%%host%%/x",
         "https://a.example:99999/",
+        "https://a.example:65536/",
         "https://a.example:80x/",
         "https://[::1",
         "https://[not-ipv6]/",

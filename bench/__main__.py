@@ -1,0 +1,63 @@
+"""`python -m bench`: the rewrite, pixel and import benchmarks, a summary on the terminal and
+docs/performance.md rewritten from the figures of this run.
+
+`--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
+figures from different runs (or machines) would be misleading.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import imports, performance_doc, pixel
+from bench.bench_rewrite import measure as measure_rewrite
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+
+
+def rewrite_report(result: dict[str, float]) -> str:
+    """Plain-text lines for the terminal."""
+    return (
+        f"rewrite: {result['bytes'] / 1e6:.2f} MB, {result['links']:.0f} links\n"
+        f"  ours {result['ours_ms']:.1f} ms, pytracking {result['pytracking_ms']:.1f} ms, "
+        f"speed-up {result['speedup']:.1f}x (target >= {performance_doc.REWRITE_TARGET:.0f}x)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000, help="measured pixel requests")
+    parser.add_argument("--concurrency", type=int, default=50, help="concurrent pixel clients")
+    parser.add_argument("--warmup", type=int, default=200, help="pixel warm-up requests")
+    parser.add_argument("--rounds", type=int, default=2, help="pixel runs per server")
+    parser.add_argument("--repeat", type=int, default=7, help="fresh interpreters per import")
+    parser.add_argument("--only", choices=("pixel", "rewrite", "imports"))
+    args = parser.parse_args()
+
+    failed = False
+    rewrite_result = pixel_result = import_result = None
+    if args.only in (None, "rewrite"):
+        rewrite_result = measure_rewrite()
+        print(rewrite_report(rewrite_result), flush=True)
+    if args.only in (None, "pixel"):
+        pixel_result = pixel.measure(args.requests, args.concurrency, args.warmup, args.rounds)
+        print(pixel.report(pixel_result), flush=True)
+        failed |= not pixel_result.checked
+    if args.only in (None, "imports"):
+        import_result = imports.measure(args.repeat)
+        print(imports.report(import_result), flush=True)
+        failed |= import_result.graph_imported
+
+    if rewrite_result is not None and pixel_result is not None and import_result is not None:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(performance_doc.render(pixel_result, rewrite_result, import_result))
+        print(f"wrote {DOC}")
+    else:
+        print(f"--only {args.only}: {DOC.name} left unchanged")
+    if failed:
+        raise SystemExit("a benchmark check failed (see above)")
+
+
+if __name__ == "__main__":
+    main()
