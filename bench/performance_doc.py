@@ -70,6 +70,8 @@ def render(
         f"{p.baseline.cpu_ms / p.app.cpu_ms:.2f} | reported | — |",
         f"| Link rewriting, speed-up over pytracking | {r['speedup']:.1f}× | "
         f"≥ {REWRITE_TARGET:.0f}× | {_verdict(r['speedup'] >= REWRITE_TARGET)} |",
+        f"| Compose path with per-link signing, speed-up over pytracking | "
+        f"{r['compose_speedup']:.1f}× | reported | — |",
         f"| Import time, `function_app` / its bare dependencies | {i.ratio:.2f} | reported | — |",
         f"| Graph SDK imported on the HTTP path | {'yes' if i.graph_imported else 'no'} | no | "
         f"{_verdict(not i.graph_imported)} |",
@@ -125,13 +127,17 @@ def render(
         f"rewrite the same generated newsletter ({r['bytes'] / 1e6:.2f} MB, "
         f"{r['links']:.0f} followable links) in the same process; the best of several timed "
         "runs of each is kept. pytracking reserialises the document through lxml and "
-        "encrypts each link with Fernet; our side signs each link with HMAC-SHA256 as the "
-        "service does.",
+        "encrypts each link with Fernet inside the call. Our side is timed twice: the rewrite "
+        "function alone, with its tracking URLs signed beforehand (the pure function the "
+        "target is set on), and the whole compose-time path (`shared/compose.py` "
+        "`followed_body`), which HMAC-SHA256-signs every link inside the timed part.",
         "",
-        "| Rewriter | Best time (ms) |",
-        "| --- | ---: |",
-        f"| ours | {r['ours_ms']:.1f} |",
-        f"| pytracking | {r['pytracking_ms']:.1f} |",
+        "| Rewriter | Best time (ms) | pytracking / this |",
+        "| --- | ---: | ---: |",
+        f"| ours: rewrite function | {r['ours_ms']:.1f} | {r['speedup']:.1f}× |",
+        f"| ours: compose path, signing included | {r['compose_ms']:.1f} | "
+        f"{r['compose_speedup']:.1f}× |",
+        f"| pytracking `adapt_html` | {r['pytracking_ms']:.1f} | 1.0× |",
         "",
         f"Speed-up **{r['speedup']:.1f}×** (target ≥ {REWRITE_TARGET:.0f}×).",
         "",
