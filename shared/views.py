@@ -15,6 +15,10 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def message_view(
     entity: dict[str, Any], kpis: Kpis, links: list[str], *, html: str | None = None
 ) -> dict[str, Any]:
@@ -34,8 +38,8 @@ def message_view(
         "sent_at": entity.get("sent_at") or None,
         "kpis": {
             "opens": kpis.opens,
-            "first_opened_at": kpis.first_opened_at,
-            "last_opened_at": kpis.last_opened_at,
+            "first_opened_at": _iso(kpis.first_opened_at),
+            "last_opened_at": _iso(kpis.last_opened_at),
             "link_clicks": kpis.link_clicks,
             "attachment_views": kpis.attachment_views,
             "replies": kpis.replies,
@@ -53,7 +57,7 @@ def message_view(
         "timeline": [
             {
                 "event": t.event,
-                "at": t.at,
+                "at": t.at.isoformat(),
                 "occurrence": t.occurrence,
                 "index": t.index,
                 "device": t.device,
