@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from shared.ids import new_message_id
 from shared.runtime import build_services
 from shared.storage import INTERACTIONS, ensure_storage
 from shared.tokens import TokenSigner, TrackingRef
-from tests.utils.azurite import azurite, free_port
+from tests.utils.azurite import azurite, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "function_app:asgi"
@@ -140,26 +139,15 @@ def server(target: str, env: dict[str, str], log_dir: str) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_listening(port, process, log_path)
+            try:
+                wait_for_port(port, process, time.monotonic() + _START_SECONDS)
+            except RuntimeError:
+                raise RuntimeError(
+                    f"server did not start:\n{log_path.read_text()[-2000:]}"
+                ) from None
             yield Server(f"http://127.0.0.1:{port}", process.pid)
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited during start-up:\n{log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} did not start in time")
+            stop(process)
 
 
 async def _load(url: str, requests: int, concurrency: int) -> tuple[float, list[float], int]:

@@ -22,14 +22,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Return once something listens on the port; fail if the process dies or time runs out."""
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("Azurite exited during start-up")
+            raise RuntimeError(f"process {process.args!r} exited during start-up")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.1)
-    raise RuntimeError("Azurite did not start in time")
+    raise RuntimeError(f"nothing listened on port {port} in time")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a child process, killing it if it will not go."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 @contextlib.contextmanager
@@ -68,17 +79,13 @@ def azurite() -> Iterator[str]:
         )
         try:
             deadline = time.monotonic() + 30
-            _wait(blob, process, deadline)
-            _wait(table, process, deadline)
+            wait_for_port(blob, process, deadline)
+            wait_for_port(table, process, deadline)
             yield (
                 f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint=http://127.0.0.1:{blob}/{ACCOUNT};"
                 f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};"
             )
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
             log.close()
