@@ -110,9 +110,9 @@ def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
             kind=kind,  # type: ignore[arg-type]  # checked just above
             index=int(metadata["index"]),
             at=datetime.fromisoformat(metadata["at"]),
-            user_agent=unquote(metadata.get("ua", "")),
-            ip=metadata.get("ip", ""),
-            method=metadata.get("method", "GET"),
+            user_agent=unquote(metadata.get("ua") or ""),
+            ip=metadata.get("ip") or "",
+            method=metadata.get("method") or "GET",
         )
     except (KeyError, ValueError):
         return None

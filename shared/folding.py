@@ -86,15 +86,24 @@ async def _list_events(store: Store, prefix: str) -> list[Event]:
     return events
 
 
-def _hour_prefixes(after: str, through: str) -> list[str]:
-    """The hour prefixes (YYYYMMDDHH) covering buckets in (after, through]."""
+def _chunks(after: str, through: str) -> list[tuple[str, str]]:
+    """(listing prefix, newest bucket it covers) for the buckets in (after, through]: one
+    listing per bucket when the cycle is keeping up (a few, mostly empty), one per hour when
+    it is catching up, so that neither case lists the same events again and again."""
+    buckets: list[str] = []
+    bucket = next_bucket(after)
+    while bucket <= through and len(buckets) <= _MAX_PENDING_BUCKETS:
+        buckets.append(bucket)
+        bucket = next_bucket(bucket)
+    if len(buckets) <= _MAX_PENDING_BUCKETS:
+        return [(b, b) for b in buckets]
     start = bucket_start(next_bucket(after)).replace(minute=0, second=0)
-    end = bucket_start(through)
-    hours = []
-    while start <= end:
-        hours.append(start.strftime("%Y%m%d%H"))
+    chunks = []
+    while start <= bucket_start(through):
+        hour_last = bucket_of(start + timedelta(seconds=3600 - BUCKET_SECONDS))
+        chunks.append((start.strftime("%Y%m%d%H"), min(through, hour_last)))
         start += timedelta(hours=1)
-    return hours
+    return chunks
 
 
 async def _write_rows(store: Store, message_id: str, events: list[Event]) -> None:
@@ -184,8 +193,8 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
             await _save_cursor(store, cursor, None)
         return FoldReport(cursor, 0, 0, 0, 0)
     total_events = messages = orphans = buckets = 0
-    for hour in _hour_prefixes(cursor, closed):
-        events = [e for e in await _list_events(store, hour) if cursor < e.bucket <= closed]
+    for prefix, chunk_end in _chunks(cursor, closed):
+        events = [e for e in await _list_events(store, prefix) if cursor < e.bucket <= closed]
         by_message: dict[str, list[Event]] = defaultdict(list)
         for event in events:
             by_message[event.message_id].append(event)
@@ -196,17 +205,10 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
         total_events += len(events)
         messages += len(by_message)
         buckets += len({e.bucket for e in events})
-        hour_end = min(
-            closed,
-            bucket_of(
-                datetime.strptime(hour, "%Y%m%d%H").replace(tzinfo=UTC)
-                + timedelta(seconds=3600 - BUCKET_SECONDS)
-            ),
-        )
-        etag = await _save_cursor(store, hour_end, etag)
+        etag = await _save_cursor(store, chunk_end, etag)
         if etag is None:
-            break  # a racing cycle owns the cursor now
-        cursor = hour_end
+            break  # a racing cycle owns the cursor now; it did the same work
+        cursor = chunk_end
     if orphans:
         logger.warning("fold dropped %s events of unknown messages", orphans)
     return FoldReport(cursor, buckets, total_events, messages, orphans)

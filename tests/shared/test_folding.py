@@ -1,0 +1,52 @@
+"""Folding on Azurite: catching up after an outage, unknown messages, doubled cycles."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from shared.events import new_event
+from shared.folding import fold_cycle, read_cursor
+from shared.ids import new_message_id
+from shared.runtime import Services
+from shared.tracking import record_event
+from tests.conftest import Clock
+from tests.utils.factories import compose
+
+
+async def test_catching_up_after_an_hour_folds_every_event_once(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+) -> None:
+    grace = services.grace
+    await fold_cycle(services.store, now=clock.advance(60), grace=grace)  # settle earlier tests
+    sent = await compose(client, auth)
+    stranger = new_message_id("nobody@contoso.example")  # signed tokens of a deleted message
+    writes = []
+    for minute in range(0, 90, 7):  # events spread over an hour and a half
+        at = clock.advance(7 * 60)
+        writes.append(
+            record_event(
+                services.store,
+                new_event(message_id=sent["id"], kind="open", index=0, user_agent="", ip="", at=at),
+            )
+        )
+        writes.append(
+            record_event(
+                services.store,
+                new_event(
+                    message_id=stranger, kind="click", index=minute, user_agent="", ip="", at=at
+                ),
+            )
+        )
+    assert all(await asyncio.gather(*writes))
+    now = clock.advance(grace.total_seconds() + 20)
+    report = await fold_cycle(services.store, now=now, grace=grace)
+    assert report.events == 26 and report.orphans == 13
+    again = await fold_cycle(services.store, now=now, grace=grace)
+    assert again.events == 0
+    entity = await services.store.messages.get_entity(sent["id"][:8], sent["id"])
+    assert entity["opens"] == 13
+    assert (await read_cursor(services.store) or "") >= entity["folded_bucket"]
+    shown = (await client.get(f"/api/messages/{sent['id']}", headers=auth)).json()
+    assert shown["kpis"]["opens"] == 13 and shown["kpis_complete"] is True
