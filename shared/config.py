@@ -48,7 +48,26 @@ class Settings(BaseSettings):
     entra_audience: str | None = None
     entra_jwks_url: str | None = None
 
-    delivery_backend: Literal["outbox"] = "outbox"
+    # "outbox" keeps delivered mail in blob storage; "graph" sends from the seller's mailbox.
+    delivery_backend: Literal["outbox", "graph"] = "outbox"
+
+    # Microsoft Graph: the endpoint (national clouds, or a local stand-in) and how we sign in.
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    graph_auth: Literal["client_secret", "certificate", "managed_identity", "static"] = (
+        "managed_identity"
+    )
+    graph_tenant_id: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: SecretStr | None = None
+    graph_certificate_path: str | None = None
+    graph_static_token: SecretStr | None = None  # the local stand-in's development token
+    graph_max_concurrency: int = 4  # requests in flight per mailbox
+    graph_page_size: int = 500
+    tracking_category: str = "Tracked to Engagement"
+    max_tracking_attempts: int = 5
+    sync_schedule: str = "0 */15 * * * *"
+    retry_schedule: str = "0 7-59/15 * * * *"
+    dispatch_schedule: str = "0 * * * * *"
 
     max_html_bytes: int = 1_000_000
     max_attachments: int = 10
@@ -85,6 +104,16 @@ class Settings(BaseSettings):
                 raise ValueError("AUTH_MODE=dev is only for local development")
             if any(s in _PLACEHOLDERS or len(s) < 32 for s in secrets):
                 raise ValueError("TOKEN_KEYS holds a placeholder or a key under 32 characters")
+        if self.graph_auth == "static" and self.environment != "local":
+            raise ValueError("GRAPH_AUTH=static is only for a local Graph stand-in")
+        if self.graph_auth == "static" and self.graph_static_token is None:
+            raise ValueError("GRAPH_AUTH=static needs GRAPH_STATIC_TOKEN")
+        if self.graph_auth in ("client_secret", "certificate") and not (
+            self.graph_tenant_id and self.graph_client_id
+        ):
+            raise ValueError(
+                f"GRAPH_AUTH={self.graph_auth} needs GRAPH_TENANT_ID and GRAPH_CLIENT_ID"
+            )
         if self.auth_mode == "entra" and not (
             self.entra_issuer and self.entra_audience and self.entra_jwks_url
         ):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
@@ -45,11 +45,22 @@ class Receipt:
 
     sent_at: datetime
     internet_message_id: str
+    conversation_id: str = ""
+    provider_id: str = ""  # the message's id in the mailbox, where there is one
 
 
 class DeliveryBackend(Protocol):
-    async def deliver(self, message: Outgoing) -> Receipt:
+    """Where composed mail goes. `lead` is how long before its time a scheduled message is
+    handed over: a backend that can defer sending itself delivers on the dot."""
+
+    lead: timedelta
+
+    async def deliver(self, message: Outgoing, *, send_at: datetime | None = None) -> Receipt:
         """Deliver once: delivering the same message id again returns the first receipt."""
+        ...
+
+    async def cancel(self, mailbox: str, provider_id: str) -> bool:
+        """Stop a handed-over message that has not gone out yet; False if that is too late."""
         ...
 
 
@@ -77,11 +88,16 @@ class OutboxBackend:
     """Writes `outbox/{message_id}.eml`; Bcc recipients go in the blob's metadata, as an
     SMTP envelope would carry them, not in the headers."""
 
+    lead = timedelta(0)  # files the message when it is due
+
     def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
 
-    async def deliver(self, message: Outgoing) -> Receipt:
+    async def cancel(self, mailbox: str, provider_id: str) -> bool:
+        return False  # filed means gone out
+
+    async def deliver(self, message: Outgoing, *, send_at: datetime | None = None) -> Receipt:
         sent_at = self._clock()
         internet_message_id = make_msgid(domain="engagement.local")
         mime = to_mime(message, sent_at, internet_message_id)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
+from shared import sending
 from shared.auth import Seller
 from shared.compose import FollowedFile, followed_body
-from shared.delivery import Attachment, Outgoing
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import BUCKET_SECONDS, Event, bucket_of
 from shared.folding import pending_events, read_cursor
@@ -73,6 +74,8 @@ def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
 def _validate(body: ComposeIn, services: Services) -> list[_File]:
     if not (body.to or body.cc or body.bcc):
         raise InvalidInput("to", "at least one recipient is required in to, cc or bcc")
+    if body.send_at is not None:
+        _check_future(services, body.send_at)
     if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
         raise InvalidInput(
             "html", f"is over {services.settings.max_html_bytes} bytes", too_large=True
@@ -150,41 +153,13 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         ),
         **to_columns(Kpis()),
     }
+    if body.send and body.send_at is not None:
+        entity.update(status="scheduled", send_at=body.send_at.isoformat())
+        await sending.schedule(services, message_id, body.send_at)
     await store.messages.create_entity(entity)
-    if body.send:
-        entity.update(await _deliver(services, entity, html, files))
+    if body.send and body.send_at is None:
+        entity.update(await sending.deliver(services, message_id))
     return message_view(entity, from_columns(entity), links, html=html)
-
-
-async def _deliver(
-    services: Services, entity: dict[str, Any], html: str, files: list[_File]
-) -> dict[str, Any]:
-    direct = [
-        Attachment(f.name, f.content_type, f.content)
-        for f in files
-        if not json.loads(entity["attachments"])[f.index]["followed"]
-    ]
-    receipt = await services.delivery.deliver(
-        Outgoing(
-            message_id=entity["RowKey"],
-            sender=entity["seller"],
-            to=json.loads(entity["to"]),
-            cc=json.loads(entity["cc"]),
-            bcc=json.loads(entity["bcc"]),
-            subject=entity["subject"],
-            html=html,
-            attachments=direct,
-        )
-    )
-    patch = {
-        "PartitionKey": entity["PartitionKey"],
-        "RowKey": entity["RowKey"],
-        "status": "sent",
-        "sent_at": receipt.sent_at.isoformat(),
-        "internet_message_id": receipt.internet_message_id,
-    }
-    await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
-    return patch
 
 
 async def _load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
@@ -196,27 +171,75 @@ async def _load(services: Services, seller: Seller, message_id: str) -> dict[str
         raise NotFound("message") from None
     if entity.get("seller") != seller.email:
         raise NotFound("message")
-    return dict(entity)
+    return {**entity, "_etag": entity.metadata["etag"]}
 
 
 async def send(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
-    """Deliver a draft."""
+    """Deliver a draft (or a scheduled message) now."""
     entity = await _load(services, seller, message_id)
-    if entity["status"] != "draft":
-        raise Conflict("the message was already sent")
-    store = services.store
-    html = (
-        await (await store.message_blobs.download_blob(f"{message_id}/body.html")).readall()
-    ).decode()
-    files = []
-    for item in json.loads(entity["attachments"]):
-        if item["followed"]:
-            continue
-        name = attachment_blob_name(message_id, item["index"], followed=False)
-        content = await (await store.attachments.download_blob(name)).readall()
-        files.append(_File(item["index"], item["name"], item["content_type"], content, False))
-    entity.update(await _deliver(services, entity, html, files))
+    if entity["status"] not in ("draft", "scheduled"):
+        raise Conflict("the message was already sent or cancelled")
+    if entity.get("send_at"):
+        await sending.unschedule(services, message_id, datetime.fromisoformat(entity["send_at"]))
+        await _merge(services, entity, send_at="")
+    entity.update(await sending.deliver(services, message_id), send_at="")
     return message_view(entity, from_columns(entity), await _links(services, entity))
+
+
+async def _merge(services: Services, entity: dict[str, Any], **changes: Any) -> None:
+    """Change some columns, only if nobody changed the message since it was read."""
+    try:
+        await services.store.messages.update_entity(
+            {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **changes},
+            mode=UpdateMode.MERGE,
+            etag=entity["_etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except ResourceModifiedError:
+        raise Conflict(
+            "the message changed meanwhile (it may be going out); read it again"
+        ) from None
+
+
+async def reschedule(
+    services: Services, seller: Seller, message_id: str, send_at: datetime
+) -> dict[str, Any]:
+    """Move a scheduled message to another time (before it has been handed over)."""
+    entity = await _load(services, seller, message_id)
+    if entity["status"] != "scheduled":
+        raise Conflict("only a scheduled message that has not gone out can be rescheduled")
+    _check_future(services, send_at)
+    await sending.schedule(services, message_id, send_at)
+    await _merge(services, entity, send_at=send_at.isoformat())
+    await sending.unschedule(services, message_id, datetime.fromisoformat(entity["send_at"]))
+    entity["send_at"] = send_at.isoformat()
+    return message_view(entity, from_columns(entity), await _links(services, entity))
+
+
+async def cancel(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Cancel a scheduled message, even one handed over with a deferred-send time, until it
+    has gone out."""
+    entity = await _load(services, seller, message_id)
+    send_at = datetime.fromisoformat(entity["send_at"]) if entity.get("send_at") else None
+    if entity["status"] == "scheduled" and send_at is not None:
+        await _merge(services, entity, status="cancelled")
+        await sending.unschedule(services, message_id, send_at)
+    elif (
+        entity["status"] == "sent"
+        and send_at is not None
+        and send_at > services.clock()
+        and await services.delivery.cancel(entity["seller"], entity.get("provider_id") or "")
+    ):
+        await _merge(services, entity, status="cancelled", sent_at="")
+    else:
+        raise Conflict("only a scheduled message that has not gone out can be cancelled")
+    entity.update(status="cancelled")
+    return message_view(entity, from_columns(entity), await _links(services, entity))
+
+
+def _check_future(services: Services, send_at: datetime) -> None:
+    if send_at <= services.clock():
+        raise InvalidInput("send_at", "must be in the future")
 
 
 async def get(

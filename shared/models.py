@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
 _FORBIDDEN_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
@@ -63,6 +64,12 @@ class ComposeIn(BaseModel):
     attachments: list[AttachmentIn] = Field(default_factory=list)
     regarding: Regarding | None = None
     send: bool = True
+    send_at: AwareDatetime | None = None
+
+    @field_validator("send_at")
+    @classmethod
+    def _utc(cls, value: AwareDatetime | None) -> AwareDatetime | None:
+        return value.astimezone(UTC) if value is not None else None
 
     @field_validator("subject")
     @classmethod
@@ -70,3 +77,11 @@ class ComposeIn(BaseModel):
         if "\r" in value or "\n" in value:
             raise ValueError("must be a single line")
         return value
+
+
+class RescheduleIn(BaseModel):
+    """PATCH /api/messages/{id}/schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    send_at: AwareDatetime

@@ -24,11 +24,24 @@ INTERACTIONS = "interactions"
 MESSAGE_BLOBS = "messages"
 ATTACHMENTS = "attachments"
 OUTBOX = "outbox"
-CONTAINERS = (INTERACTIONS, MESSAGE_BLOBS, ATTACHMENTS, OUTBOX)
+ACTIVITY_BLOBS = "activities"
+CONTAINERS = (INTERACTIONS, MESSAGE_BLOBS, ATTACHMENTS, OUTBOX, ACTIVITY_BLOBS)
 MESSAGES_TABLE = "messages"
 EVENTS_TABLE = "events"
 STATE_TABLE = "state"
-TABLES = (MESSAGES_TABLE, EVENTS_TABLE, STATE_TABLE)
+SCHEDULE_TABLE = "schedule"
+MESSAGE_INDEX_TABLE = "messageindex"
+MAILBOXES_TABLE = "mailboxes"
+ACTIVITIES_TABLE = "activities"
+TABLES = (
+    MESSAGES_TABLE,
+    EVENTS_TABLE,
+    STATE_TABLE,
+    SCHEDULE_TABLE,
+    MESSAGE_INDEX_TABLE,
+    MAILBOXES_TABLE,
+    ACTIVITIES_TABLE,
+)
 
 # The tracking write must finish well inside the folding grace period, and a recipient's
 # mail client must not wait on a sick storage account: short timeouts, one retry.
@@ -76,6 +89,10 @@ class Store:
         return self.blob_service.get_container_client(OUTBOX)
 
     @cached_property
+    def activity_blobs(self) -> ContainerClient:
+        return self.blob_service.get_container_client(ACTIVITY_BLOBS)
+
+    @cached_property
     def messages(self) -> TableClient:
         return self.table_service.get_table_client(MESSAGES_TABLE)
 
@@ -86,6 +103,22 @@ class Store:
     @cached_property
     def state(self) -> TableClient:
         return self.table_service.get_table_client(STATE_TABLE)
+
+    @cached_property
+    def schedule(self) -> TableClient:
+        return self.table_service.get_table_client(SCHEDULE_TABLE)
+
+    @cached_property
+    def message_index(self) -> TableClient:
+        return self.table_service.get_table_client(MESSAGE_INDEX_TABLE)
+
+    @cached_property
+    def mailboxes(self) -> TableClient:
+        return self.table_service.get_table_client(MAILBOXES_TABLE)
+
+    @cached_property
+    def activities(self) -> TableClient:
+        return self.table_service.get_table_client(ACTIVITIES_TABLE)
 
     async def read_sas_url(
         self, container: str, blob: str, *, minutes: int, now: datetime | None = None

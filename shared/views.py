@@ -36,6 +36,7 @@ def message_view(
         "regarding": json.loads(entity["regarding"]) if entity.get("regarding") else None,
         "created_at": entity["created_at"],
         "sent_at": entity.get("sent_at") or None,
+        "send_at": entity.get("send_at") or None,
         "kpis": {
             "opens": kpis.opens,
             "first_opened_at": _iso(kpis.first_opened_at),

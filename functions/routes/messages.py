@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from functions.deps import SellerDep, ServicesDep
 from shared import messages
-from shared.models import ComposeIn
+from shared.models import ComposeIn, RescheduleIn
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -23,6 +23,20 @@ async def compose(body: ComposeIn, seller: SellerDep, services: ServicesDep) -> 
 async def send(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Send a draft."""
     return await messages.send(services, seller, message_id)
+
+
+@router.patch("/{message_id}/schedule")
+async def reschedule(
+    message_id: str, body: RescheduleIn, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Move a scheduled message to another time."""
+    return await messages.reschedule(services, seller, message_id, body.send_at)
+
+
+@router.post("/{message_id}/cancel")
+async def cancel(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Cancel a scheduled message that has not gone out."""
+    return await messages.cancel(services, seller, message_id)
 
 
 @router.get("/{message_id}")

@@ -38,7 +38,7 @@ async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
 
 def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None:
     functions = function_app
-    assert set(functions) == {"http_app_func", "fold_events"}
+    assert set(functions) == {"http_app_func", "fold_events", "dispatch_scheduled"}
     http = functions["http_app_func"].get_trigger().get_dict_repr()
     assert http["type"] == "httpTrigger"
     assert http["authLevel"] == func.AuthLevel.ANONYMOUS
@@ -47,6 +47,8 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
     assert timer["type"] == "timerTrigger"
     assert timer["schedule"] == "%FOLD_SCHEDULE%"
     assert timer["runOnStartup"] is False
+    dispatch = functions["dispatch_scheduled"].get_trigger().get_dict_repr()
+    assert dispatch["schedule"] == "%DISPATCH_SCHEDULE%" and dispatch["runOnStartup"] is False
 
 
 def test_host_json_has_no_route_prefix() -> None:

@@ -1,0 +1,462 @@
+"""The Graph v1.0 endpoints the stand-in answers, as plain functions of a parsed call.
+
+Both top-level HTTP requests and the requests inside a JSON batch come through `GraphApi.dispatch`,
+so a batched request behaves exactly like the same request sent alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from devtools.graph_delta import DeltaQuery, DeltaTracker, Token
+from devtools.graph_odata import (
+    GraphError,
+    expanded_property_ids,
+    page_size,
+    parse_message_filter,
+    parse_prefer,
+    parse_select,
+    parse_time,
+    parse_top,
+    prop_key,
+    query_options,
+)
+from devtools.graph_store import MESSAGE_PROPERTIES, GraphStore, Mailbox
+
+MAX_BATCH_REQUESTS = 20  # docs: JSON batching, "Batch size limitations"
+CHANGE_TYPES = {"created", "updated", "deleted"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, top-level or batched, with its path relative to the version root."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    base_url: str  # e.g. http://127.0.0.1:8765/v1.0
+    raw_query: str = ""
+
+    @property
+    def path_with_query(self) -> str:
+        return self.path + (f"?{self.raw_query}" if self.raw_query else "")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def normalize_path(raw: str) -> str:
+    """A path relative to /v1.0, in the forms Graph treats alike.
+
+    mailFolders('x') is mailFolders/x; microsoft.graph.delta and delta() are delta.
+    """
+    path = unquote(raw)
+    path = re.sub(r"^/(v1\.0|beta)(?=/|$)", "", path)
+    path = re.sub(r"\('([^']*)'\)", r"/\1", path)
+    path = re.sub(r"/microsoft\.graph\.", "/", path)
+    path = re.sub(r"\(\)(?=/|$)", "", path)
+    return "/" + path.strip("/")
+
+
+def make_call(
+    method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes, base_url: str
+) -> Call:
+    return Call(
+        method.upper(),
+        normalize_path(raw_path),
+        query_options(parse_qsl(query, keep_blank_values=True)),
+        {k.lower(): v for k, v in headers.items()},
+        body,
+        base_url,
+        query,
+    )
+
+
+def json_body(call: Call) -> dict[str, Any]:
+    if not call.body.strip():
+        raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
+    try:
+        parsed = json.loads(call.body)
+    except ValueError as exc:
+        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from exc
+    if not isinstance(parsed, dict):
+        raise GraphError(400, "BadRequest", "The request payload must be a JSON object.")
+    return parsed
+
+
+Handler = Callable[[Call, dict[str, str]], Reply]
+_USER = r"/users/(?P<user>[^/]+)"
+
+
+class GraphApi:
+    """Routes calls to the store; callers hold the stand-in's lock."""
+
+    def __init__(self, store: GraphStore, tracker: DeltaTracker) -> None:
+        self.store = store
+        self.tracker = tracker
+        table: list[tuple[str, str, Handler]] = [
+            ("GET", "/mailfolders", self.list_folders),
+            ("GET", "/mailfolders/(?P<folder>[^/]+)", self.get_folder),
+            ("GET", "/mailfolders/(?P<folder>[^/]+)/messages", self.list_messages),
+            ("GET", "/mailfolders/(?P<folder>[^/]+)/messages/delta", self.message_delta),
+            ("GET", "/messages", self.list_messages),
+            ("POST", "/messages", self.create_message),
+            ("GET", "/messages/(?P<id>[^/]+)", self.get_message),
+            ("PATCH", "/messages/(?P<id>[^/]+)", self.update_message),
+            ("DELETE", "/messages/(?P<id>[^/]+)", self.delete_message),
+            ("POST", "/messages/(?P<id>[^/]+)/send", self.send_message),
+            ("POST", "/messages/(?P<id>[^/]+)/move", self.move_message),
+            ("GET", "/outlook/mastercategories", self.list_categories),
+            ("POST", "/outlook/mastercategories", self.create_category),
+            ("GET", "/outlook/mastercategories/(?P<cat>[^/]+)", self.get_category),
+            ("PATCH", "/outlook/mastercategories/(?P<cat>[^/]+)", self.update_category),
+            ("DELETE", "/outlook/mastercategories/(?P<cat>[^/]+)", self.delete_category),
+            ("GET", "/calendarview/delta", self.event_delta),
+        ]
+        self._routes = [(m, re.compile(_USER + p, re.I), h) for m, p, h in table]
+
+    def dispatch(self, call: Call) -> Reply:
+        """The reply to one call; Graph errors become error replies later, not here."""
+        if re.match(r"^/me(/|$)", call.path, re.I):
+            raise GraphError(
+                400, "BadRequest", "/me request is only valid with delegated authentication flow."
+            )
+        allowed = False
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(call.path)
+            if match is None:
+                continue
+            if method == call.method:
+                return handler(call, match.groupdict())
+            allowed = True
+        if allowed:
+            raise GraphError(
+                405,
+                "Request_BadRequest",
+                "Specified HTTP method is not allowed for the request target.",
+            )
+        segment = call.path.rstrip("/").rsplit("/", 1)[-1]
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _context(self, call: Call, box: Mailbox, suffix: str) -> str:
+        return f"{call.base_url}/$metadata#users('{box.address}')/{suffix}"
+
+    def _paged(
+        self, call: Call, items: list[dict[str, Any]], context: str, default_top: int = 10
+    ) -> Reply:
+        top = parse_top(call.query.get("top")) or default_top
+        skip = int(call.query.get("skip") or 0)
+        body: dict[str, Any] = {"@odata.context": context, "value": items[skip : skip + top]}
+        if skip + top < len(items):
+            query = {
+                f"${k}" if k in {"top", "skip", "filter", "select"} else k: v
+                for k, v in call.query.items()
+            }
+            query["$skip"] = str(skip + top)
+            body = {
+                "@odata.context": context,
+                "@odata.nextLink": f"{call.base_url}{call.path}?{urlencode(query)}",
+                "value": body["value"],
+            }
+        return Reply(200, body)
+
+    # -- mail folders ----------------------------------------------------------------------
+
+    def list_folders(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        folders = [f for f in box.folders.values() if f.parent_id == box.root_id]
+        items = [self.store.folder_json(box, f) for f in folders]
+        return self._paged(call, items, self._context(call, box, "mailFolders"))
+
+    def get_folder(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        body = self.store.folder_json(box, box.folder(args["folder"]))
+        return Reply(
+            200, {"@odata.context": self._context(call, box, "mailFolders/$entity"), **body}
+        )
+
+    # -- messages --------------------------------------------------------------------------
+
+    def list_messages(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        folder_id = box.folder(args["folder"]).id if "folder" in args else None
+        select = parse_select(call.query.get("select"), MESSAGE_PROPERTIES)
+        found = self.store.find_messages(
+            box, folder_id, parse_message_filter(call.query.get("filter"))
+        )
+        items = [self.store.message_json(m, select) for m in found]
+        return self._paged(call, items, self._context(call, box, "messages"))
+
+    def get_message(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        msg = self.store.message(box, args["id"])
+        select = parse_select(call.query.get("select"), MESSAGE_PROPERTIES)
+        body = {
+            "@odata.context": self._context(call, box, "messages/$entity"),
+            **self.store.message_json(msg, select),
+        }
+        wanted = expanded_property_ids(call.query.get("expand"))
+        if wanted is not None:
+            keys = {prop_key(i) for i in wanted}
+            found = [
+                {"id": given, "value": value}
+                for key, (given, value) in msg.extended.items()
+                if not keys or key in keys
+            ]
+            # A message without the property comes back without the collection at all.
+            if found:
+                body["singleValueExtendedProperties"] = found
+        return Reply(200, body)
+
+    def create_message(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        msg = self.store.create_draft(box.address, json_body(call))
+        context = self._context(call, box, "messages/$entity")
+        return Reply(201, {"@odata.context": context, **self.store.message_json(msg)})
+
+    def update_message(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        msg = self.store.update_message(box.address, args["id"], json_body(call))
+        context = self._context(call, box, "messages/$entity")
+        return Reply(200, {"@odata.context": context, **self.store.message_json(msg)})
+
+    def delete_message(self, call: Call, args: dict[str, str]) -> Reply:
+        self.store.delete(args["user"], args["id"])
+        return Reply(204)
+
+    def send_message(self, call: Call, args: dict[str, str]) -> Reply:
+        self.store.send(args["user"], args["id"])
+        return Reply(202)
+
+    def move_message(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        destination = json_body(call).get("destinationId")
+        if not isinstance(destination, str):
+            raise GraphError(400, "ErrorInvalidParameter", "destinationId is required.")
+        msg = self.store.move(box.address, args["id"], destination)
+        context = self._context(call, box, "messages/$entity")
+        return Reply(201, {"@odata.context": context, **self.store.message_json(msg)})
+
+    # -- delta -----------------------------------------------------------------------------
+
+    def message_delta(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        folder = box.folder(args["folder"])
+        path = f"/users/{box.address}/mailFolders/{folder.id}/messages/delta"
+
+        def initial() -> DeltaQuery:
+            change_type = call.query.get("changetype")
+            if change_type is not None and change_type not in CHANGE_TYPES:
+                raise GraphError(400, "BadRequest", f"Invalid changeType '{change_type}'.")
+            return DeltaQuery(
+                "message",
+                box.address,
+                folder.id,
+                None,
+                parse_select(call.query.get("select"), MESSAGE_PROPERTIES),
+                change_type,
+                parse_top(call.query.get("top")),
+                path,
+            )
+
+        return self._delta(call, path, initial, "message")
+
+    def event_delta(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        path = f"/users/{box.address}/calendarView/delta"
+
+        def initial() -> DeltaQuery:
+            start, end = call.query.get("startdatetime"), call.query.get("enddatetime")
+            if not start or not end:
+                raise GraphError(
+                    400,
+                    "ErrorInvalidParameter",
+                    "This request requires a time window specified by the query string "
+                    "parameters StartDateTime and EndDateTime.",
+                )
+            try:
+                window = (parse_time(start), parse_time(end))
+            except ValueError as exc:
+                raise GraphError(400, "ErrorInvalidParameter", "Invalid time window.") from exc
+            # The calendar view delta docs: $select is not supported, so it is not kept.
+            return DeltaQuery("event", box.address, None, window, None, None, None, path)
+
+        return self._delta(call, path, initial, "event")
+
+    def _delta(self, call: Call, path: str, initial: Callable[[], DeltaQuery], kind: str) -> Reply:
+        prefer = parse_prefer(call.headers.get("prefer"))
+        skip, delta = call.query.get("skiptoken"), call.query.get("deltatoken")
+        token: Token | None = None
+        if skip or delta:
+            location = f"{call.base_url}{path}"
+            token = self.tracker.redeem(str(skip or delta), is_delta=bool(delta), location=location)
+            query = token.query
+        else:
+            query = initial()
+        size = page_size(prefer, query.top)
+        page = self.tracker.page(query, token, size)
+        body: dict[str, Any] = {"@odata.context": f"{call.base_url}/$metadata#Collection({kind})"}
+        if page.skip_token:
+            body["@odata.nextLink"] = f"{call.base_url}{query.path}?$skiptoken={page.skip_token}"
+        else:
+            body["@odata.deltaLink"] = f"{call.base_url}{query.path}?$deltatoken={page.delta_token}"
+        body["value"] = page.items
+        headers = {}
+        if applied := prefer.applied(size):
+            headers["Preference-Applied"] = applied
+        return Reply(200, body, headers)
+
+    # -- master categories -----------------------------------------------------------------
+
+    def list_categories(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        items = [dict(c) for c in box.categories.values()]
+        context = self._context(call, box, "outlook/masterCategories")
+        return Reply(200, {"@odata.context": context, "value": items})
+
+    def create_category(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        body = self.store.create_category(box, json_body(call))
+        context = self._context(call, box, "outlook/masterCategories/$entity")
+        return Reply(201, {"@odata.context": context, **body})
+
+    def get_category(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        body = dict(self.store.category(box, args["cat"]))
+        context = self._context(call, box, "outlook/masterCategories/$entity")
+        return Reply(200, {"@odata.context": context, **body})
+
+    def update_category(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        body = self.store.update_category(box, args["cat"], json_body(call))
+        context = self._context(call, box, "outlook/masterCategories/$entity")
+        return Reply(200, {"@odata.context": context, **body})
+
+    def delete_category(self, call: Call, args: dict[str, str]) -> Reply:
+        box = self.store.mailbox(args["user"])
+        self.store.delete_category(box, args["cat"])
+        return Reply(204)
+
+
+# -- JSON batching -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchStep:
+    id: str
+    call: Call
+    depends_on: tuple[str, ...]
+
+
+def batch_steps(call: Call) -> list[BatchStep]:
+    """The requests of a $batch payload, checked as the JSON batching docs describe."""
+    requests = json_body(call).get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+    if len(requests) > MAX_BATCH_REQUESTS:
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"The number of batch requests exceeds the maximum of {MAX_BATCH_REQUESTS}.",
+        )
+    steps: list[BatchStep] = []
+    seen: set[str] = set()
+    for raw in requests:
+        if (
+            not isinstance(raw, dict)
+            or not raw.get("id")
+            or not raw.get("method")
+            or not raw.get("url")
+        ):
+            raise GraphError(400, "BadRequest", "Each batch request needs id, method and url.")
+        step_id = str(raw["id"])
+        if step_id.lower() in seen:
+            raise GraphError(400, "BadRequest", f"Duplicate batch request id '{step_id}'.")
+        seen.add(step_id.lower())
+        # The Python SDK writes depends_on; the documented name is dependsOn.
+        depends = raw.get("dependsOn") or raw.get("depends_on") or []
+        steps.append(BatchStep(step_id, _inner_call(call, raw), tuple(str(d) for d in depends)))
+    return steps
+
+
+def _inner_call(outer: Call, raw: Mapping[str, Any]) -> Call:
+    url = urlsplit(str(raw["url"]))
+    path = url.path if url.path.startswith("/") else f"/{url.path}"
+    headers: dict[str, str] = {}
+    for name, value in (raw.get("headers") or {}).items():
+        headers[name.lower()] = ", ".join(value) if isinstance(value, list) else str(value)
+    body = raw.get("body")
+    if isinstance(body, dict | list):
+        payload = json.dumps(body).encode()
+    elif isinstance(body, str):
+        try:
+            payload = base64.b64decode(body, validate=True)
+        except binascii.Error as exc:
+            raise GraphError(400, "BadRequest", "A batch body must be JSON or base64.") from exc
+    else:
+        payload = b""
+    return make_call(str(raw["method"]), path, url.query, headers, payload, outer.base_url)
+
+
+def run_batch(steps: list[BatchStep], execute: Callable[[Call], Reply]) -> Reply:
+    """Runs the steps in dependency order; a step whose dependency failed answers 424."""
+    by_id = {s.id: s for s in steps}
+    for step in steps:
+        for dep in step.depends_on:
+            if dep not in by_id:
+                raise GraphError(
+                    400, "BadRequest", f"Request '{step.id}' depends on unknown '{dep}'."
+                )
+    results: dict[str, Reply] = {}
+    pending = list(steps)
+    while pending:
+        ready = [s for s in pending if all(d in results for d in s.depends_on)]
+        if not ready:
+            raise GraphError(400, "BadRequest", "The dependsOn references form a cycle.")
+        for step in ready:
+            pending.remove(step)
+            if any(results[d].status >= 400 for d in step.depends_on):
+                results[step.id] = Reply(
+                    424,
+                    {"error": {"code": "FailedDependency", "message": "A dependency failed."}},
+                )
+            else:
+                results[step.id] = execute(step.call)
+    responses = []
+    for step in steps:
+        reply = results[step.id]
+        item: dict[str, Any] = {
+            "id": step.id,
+            "status": reply.status,
+            "headers": dict(reply.headers),
+        }
+        if reply.body is not None:
+            item["headers"].setdefault("Content-Type", "application/json")
+            item["body"] = reply.body
+        responses.append(item)
+    return Reply(200, {"responses": responses})
+
+
+def inner_users(steps: list[BatchStep]) -> set[str]:
+    """The mailboxes a batch touches, for per-mailbox concurrency accounting."""
+    return {u for s in steps if (u := user_of(s.call.path))}
+
+
+def user_of(path: str) -> str | None:
+    match = re.match(_USER, path, re.I)
+    return match.group("user").lower() if match else None

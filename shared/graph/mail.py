@@ -1,0 +1,301 @@
+"""Mailbox operations on Graph, through the msgraph SDK: drafts stamped with our id, sending
+(now or deferred), delta reads of folders and calendars, categories, and batched writes.
+
+Every call passes through the mailbox's gate (at most N requests in flight) and asks for
+immutable ids, so an item keeps its id when it moves between folders.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.category_color import CategoryColor
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.message import Message
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.outlook_category import OutlookCategory
+from msgraph.generated.models.recipient import Recipient
+from msgraph.generated.models.single_value_legacy_extended_property import (
+    SingleValueLegacyExtendedProperty,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+    MessageItemRequestBuilder,
+)
+from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+
+from shared.delivery import Outgoing
+from shared.graph.client import Graph
+
+# Our message id on every draft we create, so a retry finds the draft instead of making a
+# second one. A named string property in our own property set (a fixed GUID).
+STAMP_PROPERTY = "String {6f1d4c2a-8d3e-4b7a-9c55-1e2f3a4b5c6d} Name EngagementMessageId"
+# PidTagDeferredSendTime: Exchange holds the sent message until this time.
+DEFERRED_SEND_PROPERTY = "SystemTime 0x3FEF"
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+BATCH_LIMIT = 20
+MESSAGE_FIELDS = [
+    "id", "subject", "from", "sender", "toRecipients", "ccRecipients", "categories",
+    "internetMessageId", "conversationId", "receivedDateTime", "sentDateTime",
+    "internetMessageHeaders", "isDraft", "parentFolderId", "body",
+]  # fmt: skip
+
+
+class DeltaExpired(Exception):
+    """Graph no longer knows the delta token (410 Gone / syncStateNotFound): resync."""
+
+
+@dataclass
+class DeltaPage:
+    """Everything a delta read returned, to its final delta link."""
+
+    items: list[Message] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    delta_link: str | None = None
+    requests: int = 0
+
+
+def _config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+    config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+    prefer = (
+        IMMUTABLE_IDS if page_size is None else f"{IMMUTABLE_IDS}, odata.maxpagesize={page_size}"
+    )
+    config.headers.add("Prefer", prefer)
+    return config
+
+
+def status_of(error: Exception) -> int | None:
+    """The HTTP status of a Graph error, if it has one."""
+    return getattr(error, "response_status_code", None)
+
+
+def _recipients(addresses: Sequence[str]) -> list[Recipient]:
+    return [Recipient(email_address=EmailAddress(address=a)) for a in addresses]
+
+
+async def find_stamped(graph: Graph, mailbox: str, our_id: str) -> Message | None:
+    """The message we created for `our_id` in any folder, if there is one."""
+    query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+        filter=(
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{STAMP_PROPERTY}' "
+            f"and ep/value eq '{our_id}')"
+        ),
+        select=[
+            "id",
+            "isDraft",
+            "internetMessageId",
+            "conversationId",
+            "sentDateTime",
+            "parentFolderId",
+        ],
+        top=2,
+    )
+    async with graph.gate(mailbox):
+        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+    return found.value[0] if found and found.value else None
+
+
+async def create_draft(
+    graph: Graph, mailbox: str, outgoing: Outgoing, *, send_at: datetime | None = None
+) -> Message:
+    """A draft in the seller's mailbox, stamped with our id (and deferred, if send_at)."""
+    properties = [SingleValueLegacyExtendedProperty(id=STAMP_PROPERTY, value=outgoing.message_id)]
+    if send_at is not None:
+        stamp = send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        properties.append(SingleValueLegacyExtendedProperty(id=DEFERRED_SEND_PROPERTY, value=stamp))
+    draft = Message(
+        subject=outgoing.subject,
+        body=ItemBody(content_type=BodyType.Html, content=outgoing.html),
+        to_recipients=_recipients(outgoing.to),
+        cc_recipients=_recipients(outgoing.cc),
+        bcc_recipients=_recipients(outgoing.bcc),
+        single_value_extended_properties=properties,
+        attachments=[
+            FileAttachment(
+                odata_type="#microsoft.graph.fileAttachment",
+                name=a.name,
+                content_type=a.content_type,
+                content_bytes=base64.b64encode(a.content),
+            )
+            for a in outgoing.attachments
+        ],
+    )
+    async with graph.gate(mailbox):
+        created = await graph.client.users.by_user_id(mailbox).messages.post(draft, _config())
+    if created is None or created.id is None:
+        raise RuntimeError("Graph created no draft")
+    return created
+
+
+async def send_draft(graph: Graph, mailbox: str, graph_id: str) -> None:
+    """Send a draft (Exchange holds it until its deferred-send time, if it has one)."""
+    async with graph.gate(mailbox):
+        await (
+            graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .send.post(_config())
+        )
+
+
+async def delete_message(graph: Graph, mailbox: str, graph_id: str) -> None:
+    async with graph.gate(mailbox):
+        await (
+            graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .delete(_config())
+        )
+
+
+async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
+    """The id of a folder given by id or well-known name (inbox, sentitems, outbox...)."""
+    async with graph.gate(mailbox):
+        folder = (
+            await graph.client.users.by_user_id(mailbox)
+            .mail_folders.by_mail_folder_id(name)
+            .get(_config())
+        )
+    return folder.id if folder else None
+
+
+async def get_message(graph: Graph, mailbox: str, graph_id: str) -> Message | None:
+    """One message with the fields the sync needs."""
+    query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        select=MESSAGE_FIELDS
+    )
+    async with graph.gate(mailbox):
+        return (
+            await graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .get(_config(query))
+        )
+
+
+async def delta_messages(
+    graph: Graph, mailbox: str, folder: str, delta_link: str | None
+) -> DeltaPage:
+    """All changes in a folder since `delta_link` (everything if None), page after page."""
+    page = DeltaPage()
+    folder_messages = graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder)
+    builder = folder_messages.messages.delta
+    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+    config = _config(None if delta_link else query, page_size=graph.page_size)
+    link = delta_link
+    while True:
+        try:
+            async with graph.gate(mailbox):
+                response = await (builder.with_url(link) if link else builder).get(config)
+        except ODataError as error:
+            if status_of(error) == 410 or "syncStateNotFound" in str(
+                error.error.code if error.error else ""
+            ):
+                raise DeltaExpired(folder) from error
+            raise
+        page.requests += 1
+        if response is None:
+            break
+        for item in response.value or []:
+            removed = (item.additional_data or {}).get("@removed")
+            if removed is not None and item.id:
+                page.removed.append(item.id)
+            elif item.id:
+                page.items.append(item)
+        next_link = (response.additional_data or {}).get(
+            "@odata.nextLink"
+        ) or response.odata_next_link
+        if next_link:
+            link = next_link
+            config = _config(page_size=graph.page_size)
+            continue
+        page.delta_link = (response.additional_data or {}).get("@odata.deltaLink") or getattr(
+            response, "odata_delta_link", None
+        )
+        break
+    return page
+
+
+async def ensure_category(
+    graph: Graph, mailbox: str, category_id: str | None, name: str
+) -> tuple[str, str]:
+    """(id, current name) of the tracking category, recreated if it was deleted. Known by id,
+    so a renamed category keeps working."""
+    categories = graph.client.users.by_user_id(mailbox).outlook.master_categories
+    if category_id:
+        try:
+            async with graph.gate(mailbox):
+                found = await categories.by_outlook_category_id(category_id).get()
+            if found is not None and found.display_name:
+                return category_id, found.display_name
+        except ODataError as error:
+            if status_of(error) != 404:
+                raise
+    async with graph.gate(mailbox):
+        listed = await categories.get()
+    for category in (listed.value if listed else None) or []:
+        if category.display_name == name and category.id:
+            return category.id, name
+    async with graph.gate(mailbox):
+        created = await categories.post(
+            OutlookCategory(display_name=name, color=CategoryColor.Preset9)
+        )
+    if created is None or created.id is None:
+        raise RuntimeError("Graph created no category")
+    return created.id, name
+
+
+async def set_categories(
+    graph: Graph, mailbox: str, changes: Sequence[tuple[str, list[str]]]
+) -> dict[str, int]:
+    """Write categories on many messages, in $batch requests of 20; status per message id."""
+    statuses: dict[str, int] = {}
+    messages = graph.client.users.by_user_id(mailbox).messages
+    for start in range(0, len(changes), BATCH_LIMIT):
+        chunk = changes[start : start + BATCH_LIMIT]
+        batch = BatchRequestContent()
+        ids: dict[str, str] = {}
+        for graph_id, categories in chunk:
+            info = messages.by_message_id(graph_id).to_patch_request_information(
+                Message(categories=categories), _config()
+            )
+            item = batch.add_request_information(info)
+            ids[item.id if item is not None else graph_id] = graph_id
+        async with graph.gate(mailbox):
+            response = await graph.client.batch.post(batch_request_content=batch)
+        codes = response.get_response_status_codes() if response is not None else {}
+        for request_id, graph_id in ids.items():
+            statuses[graph_id] = int(codes.get(request_id, 0))
+    return statuses
+
+
+def header(message: Message, name: str) -> str | None:
+    """A header of a received message, if Graph returned it."""
+    for item in message.internet_message_headers or []:
+        if (item.name or "").lower() == name.lower():
+            return item.value
+    return None
+
+
+def sender_address(message: Message) -> str:
+    """The From address, lower-cased."""
+    source = message.from_ or message.sender
+    return ((source.email_address.address if source and source.email_address else "") or "").lower()
+
+
+def addresses(message: Message) -> set[str]:
+    """Every address on a message: from, to and cc, lower-cased."""
+    found = {sender_address(message)}
+    for recipient in (message.to_recipients or []) + (message.cc_recipients or []):
+        if recipient.email_address and recipient.email_address.address:
+            found.add(recipient.email_address.address.lower())
+    found.discard("")
+    return found
