@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from shared.events import Event, EventKind
+from shared.events import Event
 from shared.useragent import device_type
 
 
@@ -21,7 +21,7 @@ from shared.useragent import device_type
 class Occurrence:
     """One event as the timeline shows it."""
 
-    kind: EventKind
+    kind: str  # an event kind, or "reply"
     at: datetime
     index: int
     device: str

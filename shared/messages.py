@@ -272,7 +272,9 @@ async def _history(
             "at": row["at"],
             "index": row["index"],
             "device": row["device"],
-            "counted": sent_at is not None and datetime.fromisoformat(row["at"]) >= sent_at,
+            "counted": row["kind"] != "auto_reply"
+            and sent_at is not None
+            and datetime.fromisoformat(row["at"]) >= sent_at,
         }
         async for row in services.store.events.query_entities(
             "PartitionKey eq @pk", parameters={"pk": message_id}
