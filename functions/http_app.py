@@ -11,8 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from functions.routes import messages, tracking
-from shared.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from functions.routes import admin, messages, tracking
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.runtime import Services, get_services
 
 
@@ -47,6 +47,8 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
         return _error(404, "id", f"no such {exc}")
     if isinstance(exc, Conflict):
         return _error(409, "status", str(exc))
+    if isinstance(exc, Forbidden):
+        return _error(403, "authorization", str(exc))
     assert isinstance(exc, Unauthorized)
     return JSONResponse(
         {"error": {"field": "authorization", "message": str(exc)}},
@@ -101,8 +103,9 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.state.services = services
     app.router.routes.extend(tracking.routes)
     app.include_router(messages.router)
+    app.include_router(admin.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for error in (InvalidInput, NotFound, Conflict, Unauthorized):
+    for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):
         app.add_exception_handler(error, _domain_error)
 
     app.add_middleware(BodyLimit, limit=lambda: _request_limit(services()))

@@ -1,6 +1,7 @@
 """Timers other than folding: hand over scheduled mail, sync mailboxes, retry failed items.
 Each is a thin adapter; the cycles live in shared/ and are idempotent (timers fire at least
-once, sometimes twice)."""
+once, sometimes twice). The sync cycle is imported when it runs: it brings the Graph SDK,
+which the HTTP functions of the same app must not pay for."""
 
 from __future__ import annotations
 
@@ -23,4 +24,28 @@ async def dispatch_scheduled(timer: func.TimerRequest) -> None:
     report = await dispatch_cycle(get_services())
     logger.info(
         "dispatch: %s sent, %s skipped, %s failed", report.sent, report.skipped, report.failed
+    )
+
+
+@bp.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def sync_mailboxes(timer: func.TimerRequest) -> None:
+    """Replies and tracked items of every enrolled mailbox."""
+    from shared.sync import sync_cycle
+
+    if timer.past_due:
+        logger.info("sync timer is past due")
+    reports = await sync_cycle(get_services())
+    logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))
+
+
+@bp.timer_trigger(schedule="%RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def retry_failed_items(timer: func.TimerRequest) -> None:
+    """Items that failed to track, tried again (at most MAX_TRACKING_ATTEMPTS times)."""
+    from shared.sync import sync_cycle
+
+    if timer.past_due:
+        logger.info("retry timer is past due")
+    reports = await sync_cycle(get_services(), retry=True)
+    logger.info(
+        "retry: %s mailboxes, %s still failing", len(reports), sum(r.failed for r in reports)
     )

@@ -17,6 +17,7 @@ from shared.ids import seller_key
 DEV_ISSUER = "email-engagement-dev"
 DEV_AUDIENCE = "email-engagement"
 _EMAIL_CLAIMS = ("preferred_username", "upn", "email")
+ADMIN_ROLE = "Engagement.Admin"  # an app role of the API's Entra app registration
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,3 +27,7 @@ class Conflict(DomainError):
 
 class Unauthorized(DomainError):
     """No valid credentials."""
+
+
+class Forbidden(DomainError):
+    """Authenticated, but not allowed to do this."""

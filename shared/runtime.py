@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from shared.auth import Authenticator
 from shared.config import Settings, get_settings
-from shared.delivery import DeliveryBackend, OutboxBackend
+from shared.delivery import DeliveryBackend, OutboxBackend, Outgoing, Receipt
 from shared.storage import Store, build_store
 from shared.tokens import TokenSigner
 from shared.tracking import LinkResolver
@@ -72,10 +72,32 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         clock=clock,
     )
     if settings.delivery_backend == "graph":
-        from shared.graph.delivery import GraphDelivery
-
-        services.delivery = GraphDelivery(services.graph, clock)
+        services.delivery = _LazyGraphDelivery(services)
     return services
+
+
+class _LazyGraphDelivery:
+    """The Graph backend, imported on the first send: building the services (which every
+    tracking request does) must not import the Graph SDK."""
+
+    lead = timedelta(minutes=5)  # handed over early, with Exchange's deferred-send time
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._backend: DeliveryBackend | None = None
+
+    def _real(self) -> DeliveryBackend:
+        if self._backend is None:
+            from shared.graph.delivery import GraphDelivery
+
+            self._backend = GraphDelivery(self._services.graph, self._services.clock)
+        return self._backend
+
+    async def deliver(self, message: Outgoing, *, send_at: datetime | None = None) -> Receipt:
+        return await self._real().deliver(message, send_at=send_at)
+
+    async def cancel(self, mailbox: str, provider_id: str) -> bool:
+        return await self._real().cancel(mailbox, provider_id)
 
 
 _services: Services | None = None

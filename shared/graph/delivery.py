@@ -29,7 +29,7 @@ class GraphDelivery:
     """The Graph delivery backend. Scheduled mail is handed over a few minutes early with
     Exchange's deferred-send time, so it leaves on the dot rather than on the next cycle."""
 
-    lead = timedelta(minutes=5)
+    lead = timedelta(minutes=5)  # the dispatch timer runs every minute: room for a miss
 
     def __init__(self, graph: Callable[[], Graph], clock: Callable[[], datetime]) -> None:
         self._graph = graph

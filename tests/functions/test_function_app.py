@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import shared.auth
 import shared.runtime
 from shared.config import get_settings
 from shared.storage import ensure_storage
+from tests.utils.azurite import ROOT
 from tests.utils.factories import compose_body
 
 
@@ -38,7 +41,13 @@ async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
 
 def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None:
     functions = function_app
-    assert set(functions) == {"http_app_func", "fold_events", "dispatch_scheduled"}
+    assert set(functions) == {
+        "http_app_func",
+        "fold_events",
+        "dispatch_scheduled",
+        "sync_mailboxes",
+        "retry_failed_items",
+    }
     http = functions["http_app_func"].get_trigger().get_dict_repr()
     assert http["type"] == "httpTrigger"
     assert http["authLevel"] == func.AuthLevel.ANONYMOUS
@@ -47,8 +56,13 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
     assert timer["type"] == "timerTrigger"
     assert timer["schedule"] == "%FOLD_SCHEDULE%"
     assert timer["runOnStartup"] is False
-    dispatch = functions["dispatch_scheduled"].get_trigger().get_dict_repr()
-    assert dispatch["schedule"] == "%DISPATCH_SCHEDULE%" and dispatch["runOnStartup"] is False
+    for name, setting in (
+        ("dispatch_scheduled", "%DISPATCH_SCHEDULE%"),
+        ("sync_mailboxes", "%SYNC_SCHEDULE%"),
+        ("retry_failed_items", "%RETRY_SCHEDULE%"),
+    ):
+        binding = functions[name].get_trigger().get_dict_repr()
+        assert binding["schedule"] == setting and binding["runOnStartup"] is False
 
 
 def test_host_json_has_no_route_prefix() -> None:
@@ -104,5 +118,37 @@ async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) ->
     assert cursor["bucket"]
 
 
-def test_http_path_does_not_import_graph(function_app: dict[str, Any]) -> None:
-    assert not [m for m in sys.modules if m.startswith(("msgraph", "kiota"))]
+def test_tracking_path_does_not_import_graph(app_env: None) -> None:
+    """In a fresh interpreter with the Graph backend configured: import the app, serve a
+    pixel and a click, and look for the Graph SDK in sys.modules."""
+    script = """
+import asyncio, sys, httpx
+import function_app
+
+async def main():
+    transport = httpx.ASGITransport(app=function_app.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/t/o/dev1.nothing.gif")).status_code == 200
+        assert (await client.get("/t/c/dev1.nothing")).status_code == 404
+    function_app.asgi.state.services()  # the worker's services, built as a request does
+
+asyncio.run(main())
+print(sorted({m.split(".")[0] for m in sys.modules if m.startswith(("msgraph", "kiota"))}))
+"""
+    env = {
+        **os.environ,
+        "DELIVERY_BACKEND": "graph",
+        "GRAPH_AUTH": "static",
+        "GRAPH_STATIC_TOKEN": "t",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    import msgraph  # noqa: F401  # the check above could fail: the SDK is installed

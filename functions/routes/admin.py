@@ -1,0 +1,46 @@
+"""Admin API: enrol mailboxes and watch their sync health."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.deps import SellerDep, ServicesDep
+from shared import mailboxes
+from shared.auth import ADMIN_ROLE, Seller
+from shared.errors import Forbidden
+
+
+def admin(caller: SellerDep) -> Seller:
+    """The caller, if they hold the admin app role."""
+    if ADMIN_ROLE not in caller.roles:
+        raise Forbidden(f"the {ADMIN_ROLE} role is required")
+    return caller
+
+
+AdminDep = Annotated[Seller, Depends(admin)]
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+class EnrolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254)
+    folders: list[str] = Field(default_factory=list, max_length=50)
+
+
+@router.post("/mailboxes", status_code=201)
+async def enrol(body: EnrolIn, _: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    """Enrol a seller's mailbox for sending, reply detection and tracking."""
+    return await mailboxes.enrol(services, body.email, body.folders)
+
+
+@router.get("/mailboxes")
+async def health(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    """Sync health per mailbox: last sync, lag, items tracked, failing, undeliverable."""
+    boxes = await mailboxes.all_mailboxes(services)
+    return {
+        "mailboxes": [mailboxes.health(services, m) for m in sorted(boxes, key=lambda m: m.email)]
+    }
