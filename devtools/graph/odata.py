@@ -21,6 +21,8 @@ from typing import Any
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 
+Address = str | tuple[str, str]  # "addr", "Name <addr>" or (name, addr)
+
 _ITEM_ID = re.compile(r"^AAMk[A-Za-z0-9_-]{16,}=?$")
 _EXT_ID_EQ = r"'((?:[^']|'')*)'"
 
@@ -119,7 +121,7 @@ def prop_key(property_id: str) -> str:
     return " ".join(p.lower() for p in parts)
 
 
-def recipient(value: str | tuple[str, str]) -> dict[str, Any]:
+def recipient(value: Address) -> dict[str, Any]:
     """A recipient from "addr", "Name <addr>" or (name, addr)."""
     if isinstance(value, tuple):
         name, address = value

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devtools.graph_odata import GraphError
-from devtools.graph_store import GraphStore, Mailbox
+from devtools.graph import events
+from devtools.graph.mailbox import Mailbox
+from devtools.graph.odata import GraphError
+from devtools.graph.store import GraphStore
 
 TOKEN_CACHE_SIZE = 10_000
 
@@ -158,6 +160,6 @@ class DeltaTracker:
                 if msg is not None and msg.folder_id == query.folder_id:
                     return {"@odata.type": type_name, **self._store.message_json(msg, query.select)}
             elif item_id in box.events:
-                return {"@odata.type": type_name, **self._store.event_json(box.events[item_id])}
+                return {"@odata.type": type_name, **events.to_json(box.events[item_id])}
         # Moved out of the folder or deleted: the message docs show reason "deleted" only.
         return {"@odata.type": type_name, "id": item_id, "@removed": {"reason": "deleted"}}

@@ -1,22 +1,23 @@
-"""The Graph v1.0 endpoints the stand-in answers, as plain functions of a parsed call.
+"""The Graph v1.0 endpoints the stand-in answers, as methods of a parsed call.
 
-Both top-level HTTP requests and the requests inside a JSON batch come through `GraphApi.dispatch`,
+Top-level requests and the requests inside a JSON batch both come through `GraphApi.dispatch`,
 so a batched request behaves exactly like the same request sent alone.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode
 
-from devtools.graph_delta import DeltaQuery, DeltaTracker, Token
-from devtools.graph_odata import (
+from devtools.graph import categories
+from devtools.graph.delta import DeltaQuery, DeltaTracker, Token
+from devtools.graph.fields import MESSAGE_PROPERTIES
+from devtools.graph.mailbox import Mailbox
+from devtools.graph.odata import (
     GraphError,
     expanded_property_ids,
     page_size,
@@ -28,9 +29,8 @@ from devtools.graph_odata import (
     prop_key,
     query_options,
 )
-from devtools.graph_store import MESSAGE_PROPERTIES, GraphStore, Mailbox
+from devtools.graph.store import GraphStore
 
-MAX_BATCH_REQUESTS = 20  # docs: JSON batching, "Batch size limitations"
 CHANGE_TYPES = {"created", "updated", "deleted"}
 
 
@@ -160,20 +160,18 @@ class GraphApi:
         self, call: Call, items: list[dict[str, Any]], context: str, default_top: int = 10
     ) -> Reply:
         top = parse_top(call.query.get("top")) or default_top
-        skip = int(call.query.get("skip") or 0)
-        body: dict[str, Any] = {"@odata.context": context, "value": items[skip : skip + top]}
-        if skip + top < len(items):
-            query = {
-                f"${k}" if k in {"top", "skip", "filter", "select"} else k: v
-                for k, v in call.query.items()
-            }
-            query["$skip"] = str(skip + top)
-            body = {
-                "@odata.context": context,
-                "@odata.nextLink": f"{call.base_url}{call.path}?{urlencode(query)}",
-                "value": body["value"],
-            }
-        return Reply(200, body)
+        skip_text = call.query.get("skip") or "0"
+        if not skip_text.isdigit():
+            raise GraphError(400, "BadRequest", f"Invalid value '{skip_text}' for $skip.")
+        skip = int(skip_text)
+        page = items[skip : skip + top]
+        if skip + top >= len(items):
+            return Reply(200, {"@odata.context": context, "value": page})
+        # The next page repeats the request's own options with $skip moved on.
+        pairs = parse_qsl(call.raw_query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k.lower().lstrip("$") != "skip"]
+        link = f"{call.base_url}{call.path}?{urlencode([*kept, ('$skip', str(skip + top))])}"
+        return Reply(200, {"@odata.context": context, "@odata.nextLink": link, "value": page})
 
     # -- mail folders ----------------------------------------------------------------------
 
@@ -204,7 +202,7 @@ class GraphApi:
 
     def get_message(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
-        msg = self.store.message(box, args["id"])
+        msg = box.message(args["id"])
         select = parse_select(call.query.get("select"), MESSAGE_PROPERTIES)
         body = {
             "@odata.context": self._context(call, box, "messages/$entity"),
@@ -331,132 +329,29 @@ class GraphApi:
 
     def create_category(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
-        body = self.store.create_category(box, json_body(call))
+        body = categories.create(box, json_body(call))
         context = self._context(call, box, "outlook/masterCategories/$entity")
         return Reply(201, {"@odata.context": context, **body})
 
     def get_category(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
-        body = dict(self.store.category(box, args["cat"]))
+        body = dict(categories.get(box, args["cat"]))
         context = self._context(call, box, "outlook/masterCategories/$entity")
         return Reply(200, {"@odata.context": context, **body})
 
     def update_category(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
-        body = self.store.update_category(box, args["cat"], json_body(call))
+        body = categories.update(box, args["cat"], json_body(call))
         context = self._context(call, box, "outlook/masterCategories/$entity")
         return Reply(200, {"@odata.context": context, **body})
 
     def delete_category(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
-        self.store.delete_category(box, args["cat"])
+        categories.delete(box, args["cat"])
         return Reply(204)
 
 
-# -- JSON batching -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BatchStep:
-    id: str
-    call: Call
-    depends_on: tuple[str, ...]
-
-
-def batch_steps(call: Call) -> list[BatchStep]:
-    """The requests of a $batch payload, checked as the JSON batching docs describe."""
-    requests = json_body(call).get("requests")
-    if not isinstance(requests, list) or not requests:
-        raise GraphError(400, "BadRequest", "Invalid batch payload format.")
-    if len(requests) > MAX_BATCH_REQUESTS:
-        raise GraphError(
-            400,
-            "BadRequest",
-            f"The number of batch requests exceeds the maximum of {MAX_BATCH_REQUESTS}.",
-        )
-    steps: list[BatchStep] = []
-    seen: set[str] = set()
-    for raw in requests:
-        if (
-            not isinstance(raw, dict)
-            or not raw.get("id")
-            or not raw.get("method")
-            or not raw.get("url")
-        ):
-            raise GraphError(400, "BadRequest", "Each batch request needs id, method and url.")
-        step_id = str(raw["id"])
-        if step_id.lower() in seen:
-            raise GraphError(400, "BadRequest", f"Duplicate batch request id '{step_id}'.")
-        seen.add(step_id.lower())
-        # The Python SDK writes depends_on; the documented name is dependsOn.
-        depends = raw.get("dependsOn") or raw.get("depends_on") or []
-        steps.append(BatchStep(step_id, _inner_call(call, raw), tuple(str(d) for d in depends)))
-    return steps
-
-
-def _inner_call(outer: Call, raw: Mapping[str, Any]) -> Call:
-    url = urlsplit(str(raw["url"]))
-    path = url.path if url.path.startswith("/") else f"/{url.path}"
-    headers: dict[str, str] = {}
-    for name, value in (raw.get("headers") or {}).items():
-        headers[name.lower()] = ", ".join(value) if isinstance(value, list) else str(value)
-    body = raw.get("body")
-    if isinstance(body, dict | list):
-        payload = json.dumps(body).encode()
-    elif isinstance(body, str):
-        try:
-            payload = base64.b64decode(body, validate=True)
-        except binascii.Error as exc:
-            raise GraphError(400, "BadRequest", "A batch body must be JSON or base64.") from exc
-    else:
-        payload = b""
-    return make_call(str(raw["method"]), path, url.query, headers, payload, outer.base_url)
-
-
-def run_batch(steps: list[BatchStep], execute: Callable[[Call], Reply]) -> Reply:
-    """Runs the steps in dependency order; a step whose dependency failed answers 424."""
-    by_id = {s.id: s for s in steps}
-    for step in steps:
-        for dep in step.depends_on:
-            if dep not in by_id:
-                raise GraphError(
-                    400, "BadRequest", f"Request '{step.id}' depends on unknown '{dep}'."
-                )
-    results: dict[str, Reply] = {}
-    pending = list(steps)
-    while pending:
-        ready = [s for s in pending if all(d in results for d in s.depends_on)]
-        if not ready:
-            raise GraphError(400, "BadRequest", "The dependsOn references form a cycle.")
-        for step in ready:
-            pending.remove(step)
-            if any(results[d].status >= 400 for d in step.depends_on):
-                results[step.id] = Reply(
-                    424,
-                    {"error": {"code": "FailedDependency", "message": "A dependency failed."}},
-                )
-            else:
-                results[step.id] = execute(step.call)
-    responses = []
-    for step in steps:
-        reply = results[step.id]
-        item: dict[str, Any] = {
-            "id": step.id,
-            "status": reply.status,
-            "headers": dict(reply.headers),
-        }
-        if reply.body is not None:
-            item["headers"].setdefault("Content-Type", "application/json")
-            item["body"] = reply.body
-        responses.append(item)
-    return Reply(200, {"responses": responses})
-
-
-def inner_users(steps: list[BatchStep]) -> set[str]:
-    """The mailboxes a batch touches, for per-mailbox concurrency accounting."""
-    return {u for s in steps if (u := user_of(s.call.path))}
-
-
 def user_of(path: str) -> str | None:
+    """The mailbox a path addresses, in lower case."""
     match = re.match(_USER, path, re.I)
     return match.group("user").lower() if match else None
