@@ -34,6 +34,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
 )
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from shared.delivery import Outgoing
 from shared.graph.client import Graph
@@ -263,12 +264,13 @@ async def set_categories(
         chunk = changes[start : start + BATCH_LIMIT]
         batch = BatchRequestContent()
         ids: dict[str, str] = {}
-        for graph_id, categories in chunk:
+        for number, (graph_id, categories) in enumerate(chunk, start=1):
             info = messages.by_message_id(graph_id).to_patch_request_information(
                 Message(categories=categories), _config()
             )
-            item = batch.add_request_information(info)
-            ids[item.id if item is not None else graph_id] = graph_id
+            # add_request_information would drop our id for a random one
+            batch.add_request(None, BatchRequestItem(info, id=str(number)))
+            ids[str(number)] = graph_id
         async with graph.gate(mailbox):
             response = await graph.client.batch.post(batch_request_content=batch)
         codes = response.get_response_status_codes() if response is not None else {}
