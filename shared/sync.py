@@ -21,17 +21,20 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import NotFound
 from shared.graph.mail import (
     DeltaExpired,
     addresses,
     delta_messages,
     ensure_category,
+    find_by_internet_id,
     get_message,
     header,
     sender_address,
     set_categories,
 )
-from shared.mailboxes import Mailbox, all_mailboxes, claim, save
+from shared.ids import seller_key
+from shared.mailboxes import Mailbox, all_mailboxes, claim, load, save
 from shared.replies import find_followed, is_automatic, record_reply
 from shared.runtime import Services
 from shared.sending import index_key
@@ -65,7 +68,9 @@ class _Cycle:
     report: SyncReport
     known: dict[str, dict[str, Any]]  # items tracked from this mailbox, by activity key
     failures: dict[str, dict[str, Any]]  # failing items of this mailbox, by graph id
+    enrolled: frozenset[str] = frozenset()
     writes: list[tuple[str, list[str]]] = field(default_factory=list)
+    created: list[tuple[str, Any]] = field(default_factory=list)  # new activities: key, item
 
 
 def _activity_key(internet_message_id: str) -> str:
@@ -114,6 +119,7 @@ async def _track(cycle: _Cycle, item: Any, method: str, followed: str | None) ->
         }
         try:
             await table.create_entity(entity)
+            cycle.created.append((key, item))
         except ResourceExistsError:
             existing = dict(await table.get_entity(_ACTIVITY, key))
     if existing is not None:
@@ -137,9 +143,16 @@ async def _track(cycle: _Cycle, item: Any, method: str, followed: str | None) ->
                 mode=UpdateMode.MERGE,
             )
     if item.conversation_id:
-        await services.store.message_index.upsert_entity(
-            {"PartitionKey": "actconv", "RowKey": index_key(item.conversation_id), "activity": key}
-        )
+        # The conversation's first tracked item is its root: later items of the thread (the
+        # replies) are tracked through it, the root itself only by its own method.
+        with contextlib.suppress(ResourceExistsError):
+            await services.store.message_index.create_entity(
+                {
+                    "PartitionKey": "actconv",
+                    "RowKey": index_key(item.conversation_id),
+                    "activity": key,
+                }
+            )
     await services.store.mailboxes.upsert_entity(
         {"PartitionKey": mailbox.key, "RowKey": f"trk-{key}", "graph_id": item.id, "method": method}
     )
@@ -167,14 +180,23 @@ async def _untrack(cycle: _Cycle, key: str) -> None:
     cycle.report.untracked += 1
 
 
-async def _in_tracked_conversation(services: Services, conversation: str | None) -> bool:
+async def _in_tracked_conversation(services: Services, conversation: str | None, key: str) -> bool:
+    """Whether the item belongs to a thread whose root (another item) is tracked."""
     if not conversation:
         return False
     try:
-        await services.store.message_index.get_entity("actconv", index_key(conversation))
+        row = await services.store.message_index.get_entity("actconv", index_key(conversation))
     except ResourceNotFoundError:
         return False
-    return True
+    return bool(row["activity"] != key)
+
+
+async def _tracked_elsewhere(services: Services, key: str) -> str | None:
+    try:
+        row = await services.store.activities.get_entity(_ACTIVITY, key)
+    except ResourceNotFoundError:
+        return None
+    return str(row["method"]) if row["status"] == "tracked" else None
 
 
 async def _ours(services: Services, internet_message_id: str) -> str | None:
@@ -214,12 +236,15 @@ async def process_item(cycle: _Cycle, item: Any, folder: str) -> None:
             )
             cycle.report.replies += 1
     key = _activity_key(item.internet_message_id)
-    method = choose_method(
+    method: str | None = choose_method(
         token=followed is not None,
-        conversation=await _in_tracked_conversation(services, item.conversation_id),
+        conversation=await _in_tracked_conversation(services, item.conversation_id, key),
         folder=folder in mailbox.folders,
         category=mailbox.category_name in (item.categories or []),
     )
+    if method is None and key not in cycle.known:
+        # Already tracked from another enrolled mailbox: link this copy, do not duplicate.
+        method = await _tracked_elsewhere(services, key)
     if method is not None:
         await _track(cycle, item, method, followed)
     elif cycle.known.get(key, {}).get("method") == "category":
@@ -289,6 +314,48 @@ async def _sync_folder(cycle: _Cycle, folder: str) -> None:
         mailbox.delta_links[folder] = page.delta_link
 
 
+async def _link_copies(cycle: _Cycle) -> None:
+    """A newly tracked item may sit in other enrolled mailboxes too (a colleague on the
+    thread): link their copies to the one activity and give them the category. Only the
+    mailboxes whose address is on the item are asked."""
+    services, graph = cycle.services, cycle.services.graph()
+    for key, item in cycle.created:
+        for other in sorted((addresses(item) & cycle.enrolled) - {cycle.mailbox.email}):
+            try:
+                copy = await find_by_internet_id(graph, other, item.internet_message_id)
+                if copy is None or copy.id is None:
+                    continue
+                row = await services.store.activities.get_entity(_ACTIVITY, key)
+                boxes = json.loads(row["mailboxes"])
+                boxes[other] = copy.id
+                await services.store.activities.update_entity(
+                    {"PartitionKey": _ACTIVITY, "RowKey": key, "mailboxes": json.dumps(boxes)},
+                    mode=UpdateMode.MERGE,
+                )
+                await services.store.mailboxes.upsert_entity(
+                    {
+                        "PartitionKey": seller_key(other),
+                        "RowKey": f"trk-{key}",
+                        "graph_id": copy.id,
+                        "method": row["method"],
+                    }
+                )
+                category = await _category_name(services, other)
+                if category and category not in (copy.categories or []):
+                    await set_categories(
+                        graph, other, [(copy.id, [*(copy.categories or []), category])]
+                    )
+            except Exception as error:
+                logger.warning("could not link a copy in another mailbox: %s", classify(error))
+
+
+async def _category_name(services: Services, email: str) -> str:
+    try:
+        return (await load(services, email)).category_name
+    except NotFound:
+        return ""
+
+
 async def _write_categories(cycle: _Cycle) -> None:
     if not cycle.writes:
         return
@@ -308,16 +375,22 @@ async def _open_cycle(services: Services, email: str) -> _Cycle | None:
     mailbox = await claim(services, email)
     if mailbox is None:
         return None  # another cycle is syncing this mailbox right now
-    graph = services.graph()
-    category_id, category_name = await ensure_category(
-        graph, mailbox.email, mailbox.category_id or None, services.settings.tracking_category
-    )
-    mailbox.category_id, mailbox.category_name = category_id, category_name
     known = await _mailbox_rows(services, mailbox, "trk-")
     failures = {
         row["graph_id"]: row for row in (await _mailbox_rows(services, mailbox, "fail-")).values()
     }
-    return _Cycle(services, mailbox, SyncReport(mailbox.email), known, failures)
+    enrolled = frozenset(m.email for m in await all_mailboxes(services))
+    return _Cycle(services, mailbox, SyncReport(mailbox.email), known, failures, enrolled)
+
+
+async def _ensure_category(cycle: _Cycle) -> None:
+    mailbox = cycle.mailbox
+    mailbox.category_id, mailbox.category_name = await ensure_category(
+        cycle.services.graph(),
+        mailbox.email,
+        mailbox.category_id or None,
+        cycle.services.settings.tracking_category,
+    )
 
 
 async def _close_cycle(cycle: _Cycle, *, success: bool) -> None:
@@ -342,9 +415,11 @@ async def sync_mailbox(services: Services, email: str) -> SyncReport | None:
     if cycle is None:
         return None
     try:
+        await _ensure_category(cycle)
         for folder in dict.fromkeys([*_WELL_KNOWN, *cycle.mailbox.folders]):
             await _sync_folder(cycle, folder)
         await _write_categories(cycle)
+        await _link_copies(cycle)
     except Exception as error:
         klass = classify(error)
         cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
@@ -361,6 +436,7 @@ async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
     if cycle is None:
         return None
     try:
+        await _ensure_category(cycle)
         for graph_id, row in list(cycle.failures.items()):
             if row.get("undeliverable"):
                 continue

@@ -107,6 +107,19 @@ async def find_stamped(graph: Graph, mailbox: str, our_id: str) -> Message | Non
     return found.value[0] if found and found.value else None
 
 
+async def find_by_internet_id(
+    graph: Graph, mailbox: str, internet_message_id: str
+) -> Message | None:
+    """The mailbox's copy of a message, found by its Internet message id."""
+    quoted = internet_message_id.replace("'", "''")
+    query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+        filter=f"internetMessageId eq '{quoted}'", select=["id", "categories"], top=1
+    )
+    async with graph.gate(mailbox):
+        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+    return found.value[0] if found and found.value else None
+
+
 async def create_draft(
     graph: Graph, mailbox: str, outgoing: Outgoing, *, send_at: datetime | None = None
 ) -> Message:
