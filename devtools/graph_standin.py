@@ -155,6 +155,12 @@ class GraphStandIn:
         with self._lock:
             self._store.set_categories(user, message_id, names)
 
+    def drop_property(self, user: str, message_id: str, name: str) -> None:
+        """Removes a property from a stored message, as some journal or imported items lack
+        one (an Internet message id, say); it counts as a change for delta."""
+        with self._lock:
+            self._store.drop_property(user, message_id, name)
+
     def move(self, user: str, message_id: str, folder: str) -> None:
         """Moves a message to a folder (id or well-known name); its id stays."""
         with self._lock:

@@ -202,6 +202,12 @@ class GraphStore:
         msg.data["categories"] = list(names)
         self._touch(box, msg)
 
+    def drop_property(self, user: str, message_id: str, name: str) -> None:
+        box = self.mailbox(user)
+        msg = box.message(message_id)
+        msg.data.pop(name, None)
+        self._touch(box, msg)
+
     def move(self, user: str, message_id: str, folder: str) -> Message:
         box = self.mailbox(user)
         msg = box.message(message_id)
