@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -25,9 +26,11 @@ from shared.errors import NotFound
 from shared.graph.mail import (
     DeltaExpired,
     addresses,
+    delta_events,
     delta_messages,
     ensure_category,
     find_by_internet_id,
+    get_event,
     get_message,
     header,
     sender_address,
@@ -44,6 +47,9 @@ logger = logging.getLogger(__name__)
 _WELL_KNOWN = ("inbox", "sentitems")
 _PARALLEL_ITEMS = 16
 _ACTIVITY = "msg"
+_CALENDAR = "calendar"
+_CALENDAR_BACK = timedelta(days=30)
+_CALENDAR_AHEAD = timedelta(days=365)
 
 
 @dataclass
@@ -249,10 +255,110 @@ async def process_item(cycle: _Cycle, item: Any, folder: str) -> None:
         await _track(cycle, item, method, followed)
     elif cycle.known.get(key, {}).get("method") == "category":
         await _untrack(cycle, key)
-    if item.id in cycle.failures:
+    await _clear_failure(cycle, item.id)
+
+
+async def _clear_failure(cycle: _Cycle, graph_id: str) -> None:
+    """An item that failed before went through: forget its failure."""
+    if graph_id in cycle.failures:
         with contextlib.suppress(ResourceNotFoundError):
-            await services.store.mailboxes.delete_entity(mailbox.key, f"fail-{index_key(item.id)}")
-        cycle.failures.pop(item.id)
+            await cycle.services.store.mailboxes.delete_entity(
+                cycle.mailbox.key, f"fail-{index_key(graph_id)}"
+            )
+        cycle.failures.pop(graph_id)
+
+
+async def process_event(cycle: _Cycle, event: Any) -> None:
+    """A calendar event with the tracking category becomes an appointment activity; one that
+    lost it is untracked."""
+    if not event.i_cal_u_id:
+        raise Rejected("the event has no iCalUId")
+    cycle.report.items += 1
+    key = index_key(f"event:{event.i_cal_u_id}")
+    if cycle.mailbox.category_name in (event.categories or []):
+        await _track_event(cycle, event, key)
+    elif cycle.known.get(key, {}).get("method") == "category":
+        await _untrack(cycle, key)
+    await _clear_failure(cycle, event.id)
+
+
+async def _track_event(cycle: _Cycle, event: Any, key: str) -> None:
+    services, mailbox = cycle.services, cycle.mailbox
+    attendees = [
+        a.email_address.address.lower()
+        for a in event.attendees or []
+        if a.email_address and a.email_address.address
+    ]
+    organizer = (
+        event.organizer.email_address.address.lower()
+        if (
+            event.organizer
+            and event.organizer.email_address
+            and event.organizer.email_address.address
+        )
+        else ""
+    )
+    try:
+        row = dict(await services.store.activities.get_entity(_ACTIVITY, key))
+        boxes = json.loads(row["mailboxes"])
+    except ResourceNotFoundError:
+        row, boxes = {}, {}
+    if row.get("status") == "tracked" and boxes.get(mailbox.email) == event.id:
+        cycle.known[key] = {"method": "category"}
+        return
+    boxes[mailbox.email] = event.id
+    body = event.body.content if event.body and event.body.content else ""
+    await services.store.activity_blobs.upload_blob(f"{key}.html", body.encode(), overwrite=True)
+    await services.store.activities.upsert_entity(
+        {
+            "PartitionKey": _ACTIVITY,
+            "RowKey": key,
+            "kind": "appointment",
+            "ical_uid": event.i_cal_u_id,
+            "internet_message_id": "",
+            "subject": event.subject or "",
+            "sender": organizer,
+            "addresses": json.dumps(sorted({organizer, *attendees} - {""})),
+            "at": event.start.date_time if event.start and event.start.date_time else "",
+            "conversation_id": "",
+            "method": "category",
+            "status": "tracked",
+            "mailboxes": json.dumps(boxes),
+            "followed_message_id": "",
+            "tracked_at": row.get("tracked_at") or services.clock().isoformat(),
+            "untracked_at": "",
+        },
+        mode=UpdateMode.MERGE,
+    )
+    await services.store.mailboxes.upsert_entity(
+        {
+            "PartitionKey": mailbox.key,
+            "RowKey": f"trk-{key}",
+            "graph_id": event.id,
+            "method": "category",
+        }
+    )
+    cycle.known[key] = {"method": "category"}
+    cycle.report.tracked += 1
+
+
+async def _sync_calendar(cycle: _Cycle) -> None:
+    services, mailbox = cycle.services, cycle.mailbox
+    graph, now = services.graph(), services.clock()
+    window = (now - _CALENDAR_BACK, now + _CALENDAR_AHEAD)
+    try:
+        page = await delta_events(graph, mailbox.email, mailbox.delta_links.get(_CALENDAR), *window)
+    except DeltaExpired:
+        cycle.report.resynced.append(_CALENDAR)
+        page = await delta_events(graph, mailbox.email, None, *window)
+    cycle.report.delta_requests += page.requests
+    for event in page.items:
+        try:
+            await process_event(cycle, event)
+        except Exception as error:
+            await _record_failure(cycle, event.id or "", _CALENDAR, error)
+    if page.delta_link:
+        mailbox.delta_links[_CALENDAR] = page.delta_link
 
 
 async def _record_failure(cycle: _Cycle, graph_id: str, folder: str, error: BaseException) -> None:
@@ -418,6 +524,7 @@ async def sync_mailbox(services: Services, email: str) -> SyncReport | None:
         await _ensure_category(cycle)
         for folder in dict.fromkeys([*_WELL_KNOWN, *cycle.mailbox.folders]):
             await _sync_folder(cycle, folder)
+        await _sync_calendar(cycle)
         await _write_categories(cycle)
         await _link_copies(cycle)
     except Exception as error:
@@ -441,6 +548,12 @@ async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
             if row.get("undeliverable"):
                 continue
             try:
+                if row.get("folder") == _CALENDAR:
+                    event = await get_event(services.graph(), cycle.mailbox.email, graph_id)
+                    if event is None:
+                        raise Rejected("the event is gone")
+                    await process_event(cycle, event)
+                    continue
                 item = await get_message(services.graph(), cycle.mailbox.email, graph_id)
                 if item is None:
                     raise Rejected("the item is gone")

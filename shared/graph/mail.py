@@ -26,6 +26,9 @@ from msgraph.generated.models.recipient import Recipient
 from msgraph.generated.models.single_value_legacy_extended_property import (
     SingleValueLegacyExtendedProperty,
 )
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
+    DeltaRequestBuilder as EventDeltaRequestBuilder,
+)
 from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
     DeltaRequestBuilder,
 )
@@ -171,6 +174,14 @@ async def delete_message(graph: Graph, mailbox: str, graph_id: str) -> None:
         )
 
 
+async def get_event(graph: Graph, mailbox: str, event_id: str) -> Any:
+    """One calendar event."""
+    async with graph.gate(mailbox):
+        return (
+            await graph.client.users.by_user_id(mailbox).events.by_event_id(event_id).get(_config())
+        )
+
+
 async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
     """The id of a folder given by id or well-known name (inbox, sentitems, outbox...)."""
     async with graph.gate(mailbox):
@@ -195,47 +206,62 @@ async def get_message(graph: Graph, mailbox: str, graph_id: str) -> Message | No
         )
 
 
-async def delta_messages(
-    graph: Graph, mailbox: str, folder: str, delta_link: str | None
+async def _delta(
+    graph: Graph, mailbox: str, builder: Any, first: Any, link: str | None
 ) -> DeltaPage:
-    """All changes in a folder since `delta_link` (everything if None), page after page."""
+    """Follow a delta query's pages to its delta link (the SDK's `with_url` for each page)."""
     page = DeltaPage()
-    folder_messages = graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder)
-    builder = folder_messages.messages.delta
-    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
-    config = _config(None if delta_link else query, page_size=graph.page_size)
-    link = delta_link
+    config = _config(None if link else first, page_size=graph.page_size)
     while True:
         try:
             async with graph.gate(mailbox):
                 response = await (builder.with_url(link) if link else builder).get(config)
         except ODataError as error:
-            if status_of(error) == 410 or "syncStateNotFound" in str(
-                error.error.code if error.error else ""
-            ):
-                raise DeltaExpired(folder) from error
+            code = error.error.code if error.error else ""
+            if status_of(error) == 410 or code == "syncStateNotFound":
+                raise DeltaExpired(mailbox) from error
             raise
         page.requests += 1
         if response is None:
             break
         for item in response.value or []:
-            removed = (item.additional_data or {}).get("@removed")
-            if removed is not None and item.id:
-                page.removed.append(item.id)
+            if (item.additional_data or {}).get("@removed") is not None:
+                if item.id:
+                    page.removed.append(item.id)
             elif item.id:
                 page.items.append(item)
-        next_link = (response.additional_data or {}).get(
-            "@odata.nextLink"
-        ) or response.odata_next_link
-        if next_link:
-            link = next_link
-            config = _config(page_size=graph.page_size)
-            continue
-        page.delta_link = (response.additional_data or {}).get("@odata.deltaLink") or getattr(
-            response, "odata_delta_link", None
-        )
-        break
+        extra = response.additional_data or {}
+        next_link = response.odata_next_link or extra.get("@odata.nextLink")
+        if not next_link:
+            page.delta_link = getattr(response, "odata_delta_link", None) or extra.get(
+                "@odata.deltaLink"
+            )
+            break
+        link = next_link
+        config = _config(page_size=graph.page_size)
     return page
+
+
+async def delta_messages(
+    graph: Graph, mailbox: str, folder: str, delta_link: str | None
+) -> DeltaPage:
+    """All message changes in a folder since `delta_link` (everything if None)."""
+    folder_builder = graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder)
+    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+    return await _delta(graph, mailbox, folder_builder.messages.delta, query, delta_link)
+
+
+async def delta_events(
+    graph: Graph, mailbox: str, delta_link: str | None, start: datetime, end: datetime
+) -> DeltaPage:
+    """All calendar changes between start and end since `delta_link` (everything if None).
+    Calendar delta takes no $select: Graph returns whole events."""
+    builder = graph.client.users.by_user_id(mailbox).calendar_view.delta
+    query = EventDeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+        start_date_time=start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end_date_time=end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    return await _delta(graph, mailbox, builder, query, delta_link)
 
 
 async def ensure_category(

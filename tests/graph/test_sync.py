@@ -332,3 +332,56 @@ async def test_admin_enrols_and_reads_mailbox_health(
     assert mine["last_success_at"] is not None and mine["lag_seconds"] is not None
     assert set(mine["errors"]) == {"throttled", "timeout", "rejected", "unknown"}
     assert any(m["email"] == "new.seller@contoso.example" for m in listed)
+
+
+async def test_calendar_event_with_the_category_is_tracked_and_untracked(
+    seller: Seller, standin: GraphStandIn, graph_services: Services, clock: Any
+) -> None:
+    from datetime import timedelta
+
+    await sync_mailbox(graph_services, seller.email)
+    start = clock.now() + timedelta(days=2)
+    event = standin.add_event(
+        seller.email,
+        "Demo call",
+        start,
+        start + timedelta(hours=1),
+        [CUSTOMER],
+        categories=[CATEGORY],
+    )
+    await sync_mailbox(graph_services, seller.email)
+    rows = {
+        row["ical_uid"]: dict(row)
+        async for row in graph_services.store.activities.query_entities("kind eq 'appointment'")
+    }
+    assert rows[event["iCalUId"]]["status"] == "tracked"
+    assert CUSTOMER in rows[event["iCalUId"]]["addresses"]
+    standin.set_event_categories(seller.email, event["id"], [])
+    await sync_mailbox(graph_services, seller.email)
+    rows = {
+        row["ical_uid"]: dict(row)
+        async for row in graph_services.store.activities.query_entities("kind eq 'appointment'")
+    }
+    assert rows[event["iCalUId"]]["status"] == "untracked"
+
+
+async def test_doubled_sync_timer_runs_one_cycle_per_mailbox(
+    seller: Seller, standin: GraphStandIn, graph_services: Services
+) -> None:
+    import asyncio
+
+    standin.deliver(
+        seller.email,
+        subject="Tagged",
+        body_html="<p>t</p>",
+        sender=CUSTOMER,
+        to=[seller.email],
+        categories=[CATEGORY],
+    )
+    first, second = await asyncio.gather(
+        sync_mailbox(graph_services, seller.email), sync_mailbox(graph_services, seller.email)
+    )
+    reports = [r for r in (first, second) if r is not None]
+    assert len(reports) == 1 and reports[0].tracked == 1
+    again = await sync_mailbox(graph_services, seller.email)
+    assert again is not None and again.tracked == 0
