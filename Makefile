@@ -6,7 +6,7 @@ AZURITE := node_modules/.bin/azurite
 AZURITE_DIR := .azurite
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test lint format bench dev-token fold clean
+.PHONY: setup run demo test lint format bench dev-token fold clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,6 +28,10 @@ run: setup
 		--disableTelemetry --skipApiVersionCheck --loose & \
 	AZURITE_PID=$$!; trap "kill $$AZURITE_PID" EXIT INT TERM; \
 	sleep 2; $(PY) -m functions.local
+
+## demo: a followed mail, a reply and a tracked mail, against the Graph stand-in (no tenant)
+demo: setup
+	$(PY) -m devtools.demo
 
 ## test: lint, type-check and the whole suite (it starts its own Azurite)
 test: setup lint

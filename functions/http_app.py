@@ -63,8 +63,10 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class BodyLimit:
-    """Refuses a seller request whose declared body is over the limit before it is read
-    (plain ASGI, so the tracking paths pay nothing for it)."""
+    """Refuses a seller request whose body is over the limit: before reading it when its
+    Content-Length says so; a body sent without one (chunked) is read here up to the limit
+    and then handed on, so it can never grow past it in memory. Plain ASGI, so the tracking
+    paths pay nothing for it."""
 
     def __init__(
         self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: Callable[[], int]
@@ -73,22 +75,47 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > self.limit():
-                body = json.dumps(
-                    {"error": {"field": "body", "message": f"is over {self.limit()} bytes"}}
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        limit = self.limit()
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                return await self._refuse(send, limit)
+            return await self.app(scope, receive, send)
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                return await self._refuse(send, limit)
+            more = bool(message.get("more_body"))
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Send, limit: int) -> None:
+        body = json.dumps({"error": {"field": "body", "message": f"is over {limit} bytes"}})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body.encode()})
 
 
 def _request_limit(services: Services) -> int:

@@ -9,7 +9,7 @@ import logging
 
 import azure.functions as func
 
-from shared.runtime import get_services
+from shared.runtime import get_services, import_off_loop
 from shared.sending import dispatch_cycle
 
 logger = logging.getLogger(__name__)
@@ -30,22 +30,20 @@ async def dispatch_scheduled(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def sync_mailboxes(timer: func.TimerRequest) -> None:
     """Replies and tracked items of every enrolled mailbox."""
-    from shared.sync import sync_cycle
-
+    sync = await import_off_loop("shared.sync")
     if timer.past_due:
         logger.info("sync timer is past due")
-    reports = await sync_cycle(get_services())
+    reports = await sync.sync_cycle(get_services())
     logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))
 
 
 @bp.timer_trigger(schedule="%RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def retry_failed_items(timer: func.TimerRequest) -> None:
     """Items that failed to track, tried again (at most MAX_TRACKING_ATTEMPTS times)."""
-    from shared.sync import sync_cycle
-
+    sync = await import_off_loop("shared.sync")
     if timer.past_due:
         logger.info("retry timer is past due")
-    reports = await sync_cycle(get_services(), retry=True)
+    reports = await sync.sync_cycle(get_services(), retry=True)
     logger.info(
         "retry: %s mailboxes, %s still failing", len(reports), sum(r.failed for r in reports)
     )

@@ -3,10 +3,13 @@ delivery backend, built once and shared by the HTTP app and the timers."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import Authenticator
 from shared.config import Settings, get_settings
@@ -86,18 +89,25 @@ class _LazyGraphDelivery:
         self._services = services
         self._backend: DeliveryBackend | None = None
 
-    def _real(self) -> DeliveryBackend:
+    async def _real(self) -> DeliveryBackend:
         if self._backend is None:
-            from shared.graph.delivery import GraphDelivery
-
-            self._backend = GraphDelivery(self._services.graph, self._services.clock)
+            module = await import_off_loop("shared.graph.delivery")
+            self._backend = module.GraphDelivery(self._services.graph, self._services.clock)
         return self._backend
 
     async def deliver(self, message: Outgoing, *, send_at: datetime | None = None) -> Receipt:
-        return await self._real().deliver(message, send_at=send_at)
+        return await (await self._real()).deliver(message, send_at=send_at)
 
     async def cancel(self, mailbox: str, provider_id: str) -> bool:
-        return await self._real().cancel(mailbox, provider_id)
+        return await (await self._real()).cancel(mailbox, provider_id)
+
+
+async def import_off_loop(name: str) -> Any:
+    """Import a module in a worker thread: the Graph SDK takes seconds to import, and the
+    event loop keeps serving (pixels included) meanwhile."""
+    if name in sys.modules:
+        return sys.modules[name]
+    return await asyncio.to_thread(importlib.import_module, name)
 
 
 _services: Services | None = None

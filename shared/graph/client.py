@@ -76,6 +76,7 @@ class Graph:
 
     client: GraphServiceClient
     credential: Any
+    http: Any  # the httpx client under the SDK, closed with the rest
     max_concurrency: int
     page_size: int
     _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -90,6 +91,7 @@ class Graph:
             yield
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.credential.close()
 
 
@@ -109,6 +111,7 @@ def build_graph(settings: Settings) -> Graph:
     return Graph(
         client=GraphServiceClient(request_adapter=adapter),
         credential=credential,
+        http=http_client,
         max_concurrency=settings.graph_max_concurrency,
         page_size=settings.graph_page_size,
     )

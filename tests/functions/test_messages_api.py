@@ -209,3 +209,26 @@ async def test_full_history_lists_every_event_newest_first(
     assert summary.count(("open", "first")) == 1 and summary.count(("open", "latest")) == 1
     assert ("click", "only") in summary and summary[-1] == ("sent", "only")
     assert json.dumps(shown)  # serialisable
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_while_reading(
+    client: httpx.AsyncClient, auth: dict[str, str], settings: Settings
+) -> None:
+    async def chunks(total: int):  # type: ignore[no-untyped-def]
+        for _ in range(total // 65536):
+            yield b" " * 65536
+
+    big = settings.max_html_bytes + settings.max_total_attachment_bytes * 2 + 512 * 1024
+    response = await client.post(
+        "/api/messages", content=chunks(big), headers={**auth, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["field"] == "body"
+
+    async def small():  # type: ignore[no-untyped-def]
+        yield json.dumps(compose_body()).encode()
+
+    accepted = await client.post(
+        "/api/messages", content=small(), headers={**auth, "content-type": "application/json"}
+    )
+    assert accepted.status_code == 201
