@@ -1,5 +1,5 @@
-"""`python -m bench`: the rewrite, pixel and import benchmarks, a summary on the terminal and
-docs/performance.md rewritten from the figures of this run.
+"""`python -m bench`: the rewrite, pixel, import and mailbox sync benchmarks, a summary on the
+terminal and docs/performance.md rewritten from the figures of this run.
 
 `--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
 figures from different runs (or machines) would be misleading.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import imports, performance_doc, pixel
+from bench import imports, performance_doc, pixel, sync
 from bench.bench_rewrite import measure as measure_rewrite
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -34,11 +34,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="pixel warm-up requests")
     parser.add_argument("--rounds", type=int, default=2, help="pixel runs per server")
     parser.add_argument("--repeat", type=int, default=7, help="fresh interpreters per import")
-    parser.add_argument("--only", choices=("pixel", "rewrite", "imports"))
+    parser.add_argument(
+        "--sync-messages",
+        type=int,
+        default=10_000,
+        help="changed messages in the synced mailbox (1%% categorised, 5%% replies)",
+    )
+    parser.add_argument("--only", choices=("pixel", "rewrite", "imports", "sync"))
     args = parser.parse_args()
 
     failed = False
-    rewrite_result = pixel_result = import_result = None
+    rewrite_result = pixel_result = import_result = sync_result = None
     if args.only in (None, "rewrite"):
         rewrite_result = measure_rewrite()
         print(rewrite_report(rewrite_result), flush=True)
@@ -50,10 +56,22 @@ def main() -> None:
         import_result = imports.measure(args.repeat)
         print(imports.report(import_result), flush=True)
         failed |= import_result.graph_imported
+    if args.only in (None, "sync"):
+        count = args.sync_messages
+        sync_result = sync.measure(count, count // 100, count // 20)
+        print(sync.report(sync_result), flush=True)
+        failed |= not sync_result.checked
 
-    if rewrite_result is not None and pixel_result is not None and import_result is not None:
+    if (
+        rewrite_result is not None
+        and pixel_result is not None
+        and import_result is not None
+        and sync_result is not None
+    ):
         DOC.parent.mkdir(exist_ok=True)
-        DOC.write_text(performance_doc.render(pixel_result, rewrite_result, import_result))
+        DOC.write_text(
+            performance_doc.render(pixel_result, rewrite_result, import_result, sync_result)
+        )
         print(f"wrote {DOC}")
     else:
         print(f"--only {args.only}: {DOC.name} left unchanged")

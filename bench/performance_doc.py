@@ -8,7 +8,7 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import imports, pixel
+from bench import imports, pixel, sync
 
 PIXEL_TARGET = 0.8
 REWRITE_TARGET = 10.0
@@ -33,11 +33,12 @@ def render(
     pixel_result: pixel.PixelResult,
     rewrite: dict[str, float],
     import_result: imports.ImportResult,
+    sync_result: sync.SyncResult,
     now: datetime | None = None,
 ) -> str:
     """The whole document."""
     moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    p, r, i = pixel_result, rewrite, import_result
+    p, r, i, s = pixel_result, rewrite, import_result, sync_result
     runs_per_server = len(p.runs) // 2
     if i.graph_imported:
         graph_note = f"{', '.join(i.graph_modules)} loaded by `import {imports.APP}`"
@@ -75,6 +76,13 @@ def render(
         f"| Import time, `function_app` / its bare dependencies | {i.ratio:.2f} | reported | — |",
         f"| Graph SDK imported on the HTTP path | {'yes' if i.graph_imported else 'no'} | no | "
         f"{_verdict(not i.graph_imported)} |",
+        f"| Mailbox sync, Graph reads per 100 changed messages | {s.reads_per_100:.2f} | "
+        f"≤ {sync.READS_PER_100_TARGET:.0f} | "
+        f"{_verdict(s.reads_per_100 <= sync.READS_PER_100_TARGET)} |",
+        f"| Mailbox sync, most Graph requests in flight for the mailbox | {s.max_concurrency} | "
+        f"≤ {sync.CONCURRENCY_LIMIT} | {_verdict(s.max_concurrency <= sync.CONCURRENCY_LIMIT)} |",
+        f"| Mailbox sync, one cycle of {s.messages:,} changed messages | {s.seconds:.0f} s "
+        f"({s.messages / s.seconds:.0f} messages/s) | reported | — |",
         "",
         "## Open pixel (`bench/pixel.py`)",
         "",
@@ -159,5 +167,88 @@ def render(
         "",
         f"Ratio **{i.ratio:.2f}**. Graph imported on HTTP path: "
         f"**{'yes' if i.graph_imported else 'no'}** ({graph_note}).",
+        "",
+        *_sync_section(s),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sync_section(s: sync.SyncResult) -> list[str]:
+    g, report = s.graph, s.report
+    batched = ", ".join(f"{n} {method}" for method, n in sorted(s.batched.items())) or "none"
+    lines = [
+        "## Mailbox sync (`bench/sync.py`)",
+        "",
+        "Azurite and the Graph stand-in (`devtools/graph_standin.py`, an HTTP server on "
+        "loopback in a thread of the runner's process) run on this machine, and the app's "
+        "services reach them through the real msgraph SDK and the real storage SDKs. Set-up, "
+        f"not timed: one mailbox is enrolled, {s.followed} followed messages are sent from it "
+        "through the compose path (draft, then send, through Graph), and two sync cycles take "
+        "the baseline delta links (the second takes in the category the first wrote on the "
+        f"sent items). Then {s.messages:,} messages arrive in the Inbox: "
+        f"{s.replies_delivered} replies to the followed mail (In-Reply-To and References "
+        f"naming a sent message, in its conversation), {s.categorised} carrying the tracking "
+        "category and the rest ordinary mail from many senders, spread through each other at "
+        f"random; their HTML bodies average {s.body_bytes:,} bytes. The timed part is one "
+        "`sync_mailbox` call for that mailbox. The app asks Graph for pages of "
+        f"{s.page_size} messages. Graph requests are counted from the stand-in's log, and "
+        "the requests inside each `$batch` from its batch log. Storage requests are counted "
+        "by a wrapper around azure-core's aiohttp transport for the duration of the call, so "
+        "retries count too. CPU time comes from /proc for the runner's event loop thread "
+        "(the app), the stand-in's thread and the Azurite process. The stand-in shares the "
+        "runner's process and its interpreter lock, so its CPU time is part of the wall time "
+        "here, where in production it would be Graph's. Afterwards the reply count of every "
+        "followed message is read back through the app's own read path and summed, and the "
+        "activities tracked since the cycle began are counted by method.",
+        "",
+        f"Target: at most {sync.READS_PER_100_TARGET:.0f} Graph read per 100 changed messages, "
+        "plus the batched category writes, and never more than "
+        f"{sync.CONCURRENCY_LIMIT} requests in flight for the mailbox (Exchange's limit).",
+        "",
+        "| Graph requests in the cycle | Count |",
+        "| --- | ---: |",
+        f"| Delta GETs (every page: Inbox, Sent Items, calendar) | {g['delta GET']} |",
+        f"| Other GETs | {g['other GET']} |",
+        f"| `$batch` POSTs | {g['$batch POST']} |",
+        f"| Requests inside the `$batch` POSTs | {sum(s.batched.values())} ({batched}) |",
+        f"| Other writes | {g['other write']} |",
+        f"| Reads per 100 changed messages | {s.reads_per_100:.2f} |",
+        f"| Most requests in flight for the mailbox | {s.max_concurrency} |",
+        "",
+        "| What the cycle reported | Count |",
+        "| --- | ---: |",
+        f"| Items processed | {report.items:,} |",
+        f"| Tracked | {report.tracked} |",
+        f"| Replies to followed mail | {report.replies} |",
+        f"| Untracked | {report.untracked} |",
+        f"| Failed | {report.failed} |",
+        f"| Category writes | {report.category_writes} |",
+        "",
+        f"Wall time **{s.seconds:.1f} s** for {s.messages:,} changed messages "
+        f"({s.seconds * 1000 / s.messages:.1f} ms per message). CPU time in that span:",
+        "",
+        "| Where | CPU (s) | Share of wall time |",
+        "| --- | ---: | ---: |",
+        *(
+            f"| {where} | {seconds:.1f} | {seconds / s.seconds:.0%} |"
+            for where, seconds in s.cpu.items()
+        ),
+        "",
+        f"Storage requests: **{s.storage_requests:,}** "
+        f"({s.storage_requests / s.messages:.1f} per changed message).",
+        "",
+        "| Storage request (service, method, table or container) | Count |",
+        "| --- | ---: |",
+        *(f"| {what} | {n:,} |" for what, n in s.storage.items()),
+        "",
+        "Check: reply count summed over the followed messages "
+        f"{s.replies_counted}/{s.replies_delivered}; activities tracked in the cycle by method "
+        + ", ".join(f"{method} {n}" for method, n in sorted(s.tracked_by_method.items()))
+        + f" (expected token {s.replies_delivered}, category {s.categorised}): "
+        + (
+            "**passed**, every item seen, every reply counted once, nothing failed."
+            if s.checked
+            else "**failed** (see the tables above)."
+        ),
+    ]
+    return lines

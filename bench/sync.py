@@ -1,0 +1,445 @@
+"""Benchmark: one sync cycle of a mailbox with many changed messages, against the Graph
+stand-in, through the real msgraph SDK and real Azurite.
+
+Set-up (not timed): followed mail is sent from the mailbox through the app's own compose
+path, two cycles take the baseline delta links (the second absorbs the category the first
+wrote on the sent items), then the Inbox fills with changed messages: some replies to the
+followed mail, some carrying the tracking category, the rest ordinary mail. The timed part
+is one `sync_mailbox` call. Graph requests come from the stand-in's log, storage requests
+from a counter on azure-core's aiohttp transport, and the outcome is checked afterwards
+(reply counts on the followed messages, activities created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import dataclasses
+import math
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from azure.core.pipeline.transport import AioHttpTransport
+from pydantic import SecretStr
+
+from bench.pixel import cpu_seconds
+from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
+from shared import mailboxes
+from shared.auth import Seller
+from shared.config import Settings
+from shared.graph.mail import STAMP_PROPERTY
+from shared.messages import compose
+from shared.messages import get as read_message
+from shared.models import ComposeIn
+from shared.runtime import Services, build_services
+from shared.storage import ensure_storage
+from shared.sync import SyncReport, sync_mailbox
+from tests.utils.azurite import azurite
+
+SELLER = "bench.sync@contoso.example"
+FOLLOWED = 50
+CONCURRENCY_LIMIT = 4  # Exchange's limit of requests in flight per mailbox
+READS_PER_100_TARGET = 1.0
+_DOMAINS = ("fabrikam.example", "northwind.example", "adatum.example", "litware.example")
+_WORDS = (
+    "quote", "renewal", "pricing", "seats", "delivery", "invoice", "contract", "meeting",
+    "schedule", "proposal", "discount", "support", "licence", "upgrade", "review", "order",
+    "shipment", "account", "terms",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    """The timed cycle's figures and the checks made after it."""
+
+    messages: int  # changed messages put in the Inbox
+    categorised: int  # of which carried the tracking category
+    replies_delivered: int  # of which answered followed mail
+    followed: int  # followed messages sent beforehand
+    body_bytes: int  # mean HTML body size of the changed messages
+    page_size: int  # odata.maxpagesize the app asks for
+    seconds: float  # wall time of the one sync_mailbox call
+    cpu: dict[str, float]  # CPU seconds in the timed part: app, stand-in, Azurite
+    graph: dict[str, int]  # Graph HTTP requests by kind
+    batched: dict[str, int]  # requests inside the $batch posts, by method
+    storage: dict[str, int]  # storage HTTP requests, "table GET messageindex" and so on
+    max_concurrency: int  # most Graph requests in flight for the mailbox (set-up included)
+    report: SyncReport
+    replies_counted: int  # reply KPI summed over the followed messages
+    tracked_by_method: dict[str, int]  # activities tracked from the timed cycle's items
+
+    @property
+    def storage_requests(self) -> int:
+        return sum(self.storage.values())
+
+    @property
+    def reads(self) -> int:
+        """Every Graph GET: delta pages and any other read."""
+        return self.graph["delta GET"] + self.graph["other GET"]
+
+    @property
+    def reads_per_100(self) -> float:
+        return self.reads * 100 / self.messages
+
+    @property
+    def target_met(self) -> bool:
+        return (
+            self.reads_per_100 <= READS_PER_100_TARGET and self.max_concurrency <= CONCURRENCY_LIMIT
+        )
+
+    @property
+    def checked(self) -> bool:
+        """The cycle did what it should: every item seen, every reply counted once, the
+        categorised items tracked, nothing failed, the concurrency limit held."""
+        return (
+            self.report.items == self.messages
+            and self.report.replies == self.replies_delivered
+            and self.replies_counted == self.replies_delivered
+            and self.tracked_by_method.get("category", 0) == self.categorised
+            and self.tracked_by_method.get("token", 0) == self.replies_delivered
+            and self.report.failed == 0
+            and self.max_concurrency <= CONCURRENCY_LIMIT
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sent:
+    message_id: str  # ours
+    internet_message_id: str
+    conversation_id: str
+
+
+def _settings(connection_string: str, standin: GraphStandIn) -> Settings:
+    settings = Settings(storage_connection_string=SecretStr(connection_string))
+    return settings.model_copy(
+        update={
+            "delivery_backend": "graph",
+            "graph_auth": "static",
+            "graph_static_token": SecretStr(DEFAULT_TOKEN),
+            "graph_base_url": standin.base_url,
+        }
+    )
+
+
+def _stamp(item: dict[str, Any]) -> str | None:
+    for prop in item.get("singleValueExtendedProperties") or []:
+        if str(prop["id"]).lower() == STAMP_PROPERTY.lower():
+            return str(prop["value"])
+    return None
+
+
+async def _send_followed(services: Services, standin: GraphStandIn, count: int) -> list[_Sent]:
+    """Followed mail sent from the mailbox the way a seller sends it (compose, then Graph)."""
+    seller = Seller(SELLER)
+    ours = []
+    for n in range(count):
+        body = ComposeIn(
+            to=[f"buyer{n}@{_DOMAINS[n % len(_DOMAINS)]}"],
+            subject=f"Your quote {n}",
+            html=f'<p>Hello,</p><p>Your quote: <a href="https://contoso.example/q/{n}">view</a>.</p>',
+        )
+        ours.append(str((await compose(services, seller, body))["id"]))
+    by_stamp = {_stamp(item): item for item in standin.sent(SELLER)}
+    return [_Sent(m, by_stamp[m]["internetMessageId"], by_stamp[m]["conversationId"]) for m in ours]
+
+
+def _body(rng: random.Random, n: int) -> str:
+    paragraphs = [
+        "<p>" + " ".join(rng.choice(_WORDS) for _ in range(40)) + ".</p>" for _ in range(6)
+    ]
+    return f"<html><body><p>Message {n}</p>{''.join(paragraphs)}</body></html>"
+
+
+def _fill_inbox(
+    standin: GraphStandIn,
+    sent: list[_Sent],
+    count: int,
+    categorised: int,
+    replies: int,
+    category: str,
+) -> int:
+    """Deliver `count` messages, the replies and categorised ones spread through them at
+    random (a fixed seed); returns the mean body size in bytes."""
+    rng = random.Random(20240611)
+    kinds = ["reply"] * replies + ["categorised"] * categorised
+    kinds += ["plain"] * (count - len(kinds))
+    rng.shuffle(kinds)
+    body_bytes = answered = 0
+    for n, kind in enumerate(kinds):
+        sender = f"contact{n % 997}@{_DOMAINS[n % len(_DOMAINS)]}"
+        html = _body(rng, n)
+        body_bytes += len(html)
+        if kind == "reply":
+            original = sent[answered % len(sent)]
+            answered += 1
+            standin.deliver(
+                SELLER,
+                subject=f"Re: Your quote {n}",
+                body_html=html,
+                sender=sender,
+                to=[SELLER],
+                in_reply_to=original.internet_message_id,
+                references=original.internet_message_id,
+                conversation_id=original.conversation_id,
+            )
+        else:
+            standin.deliver(
+                SELLER,
+                subject=f"{rng.choice(_WORDS).capitalize()} {n}",
+                body_html=html,
+                sender=sender,
+                to=[SELLER],
+                categories=[category] if kind == "categorised" else [],
+            )
+    return body_bytes // max(count, 1)
+
+
+@contextlib.contextmanager
+def count_storage_requests(table_netloc: str) -> Iterator[Counter[str]]:
+    """Count every HTTP request the storage SDKs send (retries included), by service, method
+    and table or container. The app's Store builds its clients with no hook for a counting
+    policy, so azure-core's aiohttp transport class is wrapped for the duration instead."""
+    counts: Counter[str] = Counter()
+    original = AioHttpTransport.send
+
+    async def send(self: AioHttpTransport, request: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(request.url)
+        service = "table" if parts.netloc == table_netloc else "blob"
+        # /account/name..., where a table name may end in "(keys)" or "()"
+        name = unquote(parts.path).split("/")[2].split("(")[0] if parts.path.count("/") > 1 else ""
+        counts[f"{service} {request.method} {name}"] += 1
+        return await original(self, request, **kwargs)
+
+    setattr(AioHttpTransport, "send", send)  # noqa: B010 (mypy refuses assigning a method)
+    try:
+        yield counts
+    finally:
+        setattr(AioHttpTransport, "send", original)  # noqa: B010
+
+
+def _thread_cpu(tid: int | None) -> float:
+    """CPU seconds one thread of this process has used (Linux /proc; NaN elsewhere)."""
+    if tid is None:
+        return math.nan
+    try:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _azurite_pid() -> int | None:
+    """Azurite is a child of this process (started by tests.utils.azurite)."""
+    try:
+        for task in Path("/proc/self/task").iterdir():
+            for child in (task / "children").read_text().split():
+                if b"azurite" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+    except OSError:
+        pass
+    return None
+
+
+def _standin_tid() -> int | None:
+    found = [t for t in threading.enumerate() if t.name == "graph-standin"]
+    return found[0].native_id if found else None
+
+
+def _cpu_now(standin_tid: int | None, azurite_pid: int | None) -> tuple[float, ...]:
+    return (
+        time.thread_time(),
+        _thread_cpu(standin_tid),
+        time.process_time(),
+        cpu_seconds(azurite_pid) if azurite_pid is not None else math.nan,
+    )
+
+
+def _cpu_used(before: tuple[float, ...], after: tuple[float, ...]) -> dict[str, float]:
+    loop, standin, process, azurite_cpu = (b - a for a, b in zip(before, after, strict=True))
+    return {
+        "app event loop": loop,
+        "stand-in thread": standin,
+        "other runner threads": process - loop - standin,
+        "Azurite": azurite_cpu,
+    }
+
+
+def _kind(method: str, path: str) -> str:
+    if method == "GET":
+        return "delta GET" if "/delta" in path.split("?")[0] else "other GET"
+    if method == "POST" and path.split("?")[0].endswith("/$batch"):
+        return "$batch POST"
+    return "other write"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Timed:
+    report: SyncReport
+    seconds: float
+    cpu: dict[str, float]
+    storage: Counter[str]
+    start: float  # time.monotonic(), the clock of the stand-in's request log
+    end: float
+
+
+async def _timed_cycle(
+    services: Services, table_netloc: str, profile: cProfile.Profile | None
+) -> _Timed:
+    standin_tid, azurite_pid = _standin_tid(), _azurite_pid()
+    with count_storage_requests(table_netloc) as storage:
+        before = _cpu_now(standin_tid, azurite_pid)
+        start, wall = time.monotonic(), time.perf_counter()
+        if profile is not None:
+            profile.enable()
+        report = await sync_mailbox(services, SELLER)
+        if profile is not None:
+            profile.disable()
+        seconds, end = time.perf_counter() - wall, time.monotonic()
+        cpu = _cpu_used(before, _cpu_now(standin_tid, azurite_pid))
+    if report is None:
+        raise RuntimeError("the mailbox was held by another cycle")
+    return _Timed(report, seconds, cpu, storage, start, end)
+
+
+async def _tracked_by_method(services: Services, since: str) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    async for row in services.store.activities.list_entities():
+        if row["status"] == "tracked" and row["tracked_at"] >= since:
+            counts[str(row["method"])] += 1
+    return dict(counts)
+
+
+async def _measure(
+    connection_string: str,
+    standin: GraphStandIn,
+    count: int,
+    categorised: int,
+    replies: int,
+    profile: cProfile.Profile | None,
+) -> SyncResult:
+    services = build_services(_settings(connection_string, standin))
+    table_netloc = next(
+        urlsplit(part.split("=", 1)[1]).netloc
+        for part in connection_string.split(";")
+        if part.startswith("TableEndpoint=")
+    )
+    try:
+        await ensure_storage(services.store)
+        await mailboxes.enrol(services, SELLER, [])
+        sent = await _send_followed(services, standin, FOLLOWED)
+        for _ in range(2):  # the baseline, then the category writes it caused
+            await sync_mailbox(services, SELLER)
+        category = services.settings.tracking_category
+        body_bytes = _fill_inbox(standin, sent, count, categorised, replies, category)
+        since = services.clock().isoformat()
+        timed = await _timed_cycle(services, table_netloc, profile)
+        start, end = timed.start, timed.end
+        graph = Counter({"delta GET": 0, "other GET": 0, "$batch POST": 0, "other write": 0})
+        graph.update(_kind(m, p) for m, p, at in standin.requests if start <= at <= end)
+        batched = Counter(m for m, _, at in standin.batch_requests if start <= at <= end)
+        seller = Seller(SELLER)
+        replies_counted = 0
+        for item in sent:
+            view = await read_message(services, seller, item.message_id)
+            replies_counted += int(view["kpis"]["replies"])
+        return SyncResult(
+            messages=count,
+            categorised=categorised,
+            replies_delivered=replies,
+            followed=len(sent),
+            body_bytes=body_bytes,
+            page_size=services.settings.graph_page_size,
+            seconds=timed.seconds,
+            cpu=timed.cpu,
+            graph=dict(graph),
+            batched=dict(batched),
+            storage=dict(timed.storage.most_common()),
+            max_concurrency=standin.max_concurrency(SELLER),
+            report=timed.report,
+            replies_counted=replies_counted,
+            tracked_by_method=await _tracked_by_method(services, since),
+        )
+    finally:
+        await services.close()
+
+
+def measure(
+    messages: int = 10_000,
+    categorised: int = 100,
+    replies: int = 500,
+    profile: cProfile.Profile | None = None,
+) -> SyncResult:
+    """Run the sync benchmark end to end (Azurite and the stand-in are started and torn down
+    here). A profile handed in is enabled around the timed cycle only."""
+    if categorised + replies > messages:
+        raise ValueError("categorised and replies are part of the changed messages")
+    with azurite() as connection_string, GraphStandIn() as standin:
+        standin.add_mailbox(SELLER)
+        return asyncio.run(
+            _measure(connection_string, standin, messages, categorised, replies, profile)
+        )
+
+
+def report(result: SyncResult) -> str:
+    """Plain-text lines for the terminal."""
+    r, g = result, result.graph
+    batched = ", ".join(f"{n} {m}" for m, n in sorted(r.batched.items())) or "none"
+    cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r.cpu.items())
+    storage = ", ".join(f"{k} {n}" for k, n in list(r.storage.items())[:6])
+    check = (
+        "every item seen, replies counted once, categorised and replies tracked, none failed"
+        if r.checked
+        else "FAILED"
+    )
+    return "\n".join(
+        [
+            f"sync: {r.messages} changed messages ({r.replies_delivered} replies to "
+            f"{r.followed} followed, {r.categorised} categorised), page size {r.page_size}",
+            f"  one cycle {r.seconds:.1f} s wall, {r.messages / r.seconds:.0f} messages/s; "
+            f"CPU {cpu}",
+            f"  Graph: {g['delta GET']} delta GETs, {g['other GET']} other GETs, "
+            f"{g['$batch POST']} $batch POSTs ({batched} inside), {g['other write']} other "
+            f"writes; {r.reads_per_100:.2f} reads per 100 changed messages "
+            f"(target <= {READS_PER_100_TARGET:.0f}); max concurrency {r.max_concurrency} "
+            f"(limit {CONCURRENCY_LIMIT})",
+            f"  report: items {r.report.items}, tracked {r.report.tracked}, replies "
+            f"{r.report.replies}, untracked {r.report.untracked}, failed {r.report.failed}, "
+            f"category writes {r.report.category_writes}",
+            f"  storage: {r.storage_requests} requests ({storage}, ...)",
+            f"  check: reply KPI summed over followed mail {r.replies_counted}/"
+            f"{r.replies_delivered}, activities tracked by method {r.tracked_by_method}: {check}",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--categorised", type=int, default=100)
+    parser.add_argument("--replies", type=int, default=500)
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the timed cycle (event loop thread)"
+    )
+    args = parser.parse_args()
+    profile = cProfile.Profile() if args.profile else None
+    result = measure(args.messages, args.categorised, args.replies, profile)
+    print(report(result))
+    if profile is not None:
+        profile.dump_stats(args.profile)
+        print(f"  profile written to {args.profile}")
+    if not result.checked:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
