@@ -15,7 +15,7 @@ from azure.data.tables import UpdateMode
 from shared.ids import partition_of
 from shared.kpis import Occurrence, from_columns, to_columns
 from shared.runtime import Services
-from shared.sending import index_key
+from shared.sending import index_key, index_partition
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _AUTO_SUBJECT = re.compile(
@@ -49,22 +49,34 @@ def is_automatic(headers: Mapping[str, str], subject: str | None) -> bool:
     return bool(_AUTO_SUBJECT.match(subject or ""))
 
 
-async def find_followed(
-    services: Services, in_reply_to: str | None, references: str | None, conversation: str | None
+async def load_followed(services: Services, seller_partition: str) -> dict[str, dict[str, str]]:
+    """The seller's sent mail by Internet message id and by conversation ("imid", "conv"),
+    read once per cycle: a cycle then matches thousands of messages without a storage call
+    each."""
+    index: dict[str, dict[str, str]] = {"imid": {}, "conv": {}}
+    for kind, found in index.items():
+        rows = services.store.message_index.query_entities(
+            "PartitionKey eq @pk",
+            parameters={"pk": index_partition(kind, seller_partition)},
+            select=["RowKey", "message_id"],
+        )
+        async for row in rows:
+            found[row["RowKey"]] = row["message_id"]
+    return index
+
+
+def find_followed(
+    index: Mapping[str, Mapping[str, str]],
+    in_reply_to: str | None,
+    references: str | None,
+    conversation: str | None,
 ) -> str | None:
     """Our message id that a received message answers: by its headers, else its thread."""
-    index = services.store.message_index
     for value in referenced_ids(in_reply_to, references):
-        try:
-            return str((await index.get_entity("imid", index_key(value)))["message_id"])
-        except ResourceNotFoundError:
-            continue
-    if conversation:
-        try:
-            return str((await index.get_entity("conv", index_key(conversation)))["message_id"])
-        except ResourceNotFoundError:
-            return None
-    return None
+        found = index["imid"].get(index_key(value))
+        if found is not None:
+            return found
+    return index["conv"].get(index_key(conversation)) if conversation else None
 
 
 async def record_reply(

@@ -144,16 +144,20 @@ async def deliver(services: Services, message_id: str) -> dict[str, Any]:
     return patch
 
 
+def index_partition(kind: str, seller_partition: str) -> str:
+    """Sent mail is indexed per seller, so one sync cycle loads its seller's index at once."""
+    return f"{kind}-{seller_partition}"
+
+
 async def _index(services: Services, entity: dict[str, Any], imid: str, conversation: str) -> None:
     """Find the message again from a reply: by its Internet message id and conversation."""
     for kind, value in (("imid", imid), ("conv", conversation)):
         if value:
             await services.store.message_index.upsert_entity(
                 {
-                    "PartitionKey": kind,
+                    "PartitionKey": index_partition(kind, entity["PartitionKey"]),
                     "RowKey": index_key(value),
                     "message_id": entity["RowKey"],
-                    "seller": entity["seller"],
                 }
             )
 

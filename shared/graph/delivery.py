@@ -19,7 +19,7 @@ from shared.graph.mail import (
     delete_message,
     find_stamped,
     folder_id,
-    get_message,
+    parent_folder,
     send_draft,
     status_of,
 )
@@ -62,9 +62,8 @@ class GraphDelivery:
         has left (it is then in Sent Items, which we never touch)."""
         graph = self._graph()
         try:
-            item = await get_message(graph, mailbox, provider_id)
-            outbox = await folder_id(graph, mailbox, "outbox")
-            if item is None or item.parent_folder_id != outbox:
+            folder = await parent_folder(graph, mailbox, provider_id)
+            if folder is None or folder != await folder_id(graph, mailbox, "outbox"):
                 return False
             await delete_message(graph, mailbox, provider_id)
         except ODataError as error:

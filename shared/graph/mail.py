@@ -8,6 +8,7 @@ immutable ids, so an item keeps its id when it moves between folders.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from shared.delivery import Outgoing
 from shared.graph.client import Graph
+from shared.graph.items import EventItem, MailItem, parse_event, parse_message, removed
 
 # Our message id on every draft we create, so a retry finds the draft instead of making a
 # second one. A named string property in our own property set (a fixed GUID).
@@ -64,7 +66,7 @@ class DeltaExpired(Exception):
 class DeltaPage:
     """Everything a delta read returned, to its final delta link."""
 
-    items: list[Message] = field(default_factory=list)
+    items: list[Any] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     delta_link: str | None = None
     requests: int = 0
@@ -174,12 +176,11 @@ async def delete_message(graph: Graph, mailbox: str, graph_id: str) -> None:
         )
 
 
-async def get_event(graph: Graph, mailbox: str, event_id: str) -> Any:
+async def get_event(graph: Graph, mailbox: str, event_id: str) -> EventItem | None:
     """One calendar event."""
-    async with graph.gate(mailbox):
-        return (
-            await graph.client.users.by_user_id(mailbox).events.by_event_id(event_id).get(_config())
-        )
+    builder = graph.client.users.by_user_id(mailbox).events.by_event_id(event_id)
+    data = await _raw(graph, mailbox, builder.to_get_request_information(_config()))
+    return parse_event(data) if data.get("id") else None
 
 
 async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
@@ -193,49 +194,70 @@ async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
     return folder.id if folder else None
 
 
-async def get_message(graph: Graph, mailbox: str, graph_id: str) -> Message | None:
+async def get_message(graph: Graph, mailbox: str, graph_id: str) -> MailItem | None:
     """One message with the fields the sync needs."""
     query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
         select=MESSAGE_FIELDS
     )
+    builder = graph.client.users.by_user_id(mailbox).messages.by_message_id(graph_id)
+    data = await _raw(graph, mailbox, builder.to_get_request_information(_config(query)))
+    return parse_message(data) if data.get("id") else None
+
+
+async def parent_folder(graph: Graph, mailbox: str, graph_id: str) -> str | None:
+    """The id of the folder a message is in."""
+    query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        select=["id", "parentFolderId"]
+    )
     async with graph.gate(mailbox):
-        return (
+        item = (
             await graph.client.users.by_user_id(mailbox)
             .messages.by_message_id(graph_id)
             .get(_config(query))
         )
+    return item.parent_folder_id if item else None
+
+
+_ERRORS: dict[str, Any] = {"XXX": ODataError}
+
+
+async def _raw(graph: Graph, mailbox: str, info: Any) -> dict[str, Any]:
+    """Send a request built by the SDK and take its JSON as it is (see shared.graph.items)."""
+    adapter = graph.client.request_adapter
+    async with graph.gate(mailbox):
+        raw: Any = await adapter.send_primitive_async(info, "bytes", _ERRORS)
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    return data if isinstance(data, dict) else {}
 
 
 async def _delta(
     graph: Graph, mailbox: str, builder: Any, first: Any, link: str | None
 ) -> DeltaPage:
-    """Follow a delta query's pages to its delta link (the SDK's `with_url` for each page)."""
+    """Follow a delta query's pages to its delta link; items as raw JSON objects."""
     page = DeltaPage()
     config = _config(None if link else first, page_size=graph.page_size)
     while True:
+        info = (builder.with_url(link) if link else builder).to_get_request_information(config)
         try:
-            async with graph.gate(mailbox):
-                response = await (builder.with_url(link) if link else builder).get(config)
+            response = await _raw(graph, mailbox, info)
         except ODataError as error:
             code = error.error.code if error.error else ""
             if status_of(error) == 410 or code == "syncStateNotFound":
                 raise DeltaExpired(mailbox) from error
             raise
         page.requests += 1
-        if response is None:
-            break
-        for item in response.value or []:
-            if (item.additional_data or {}).get("@removed") is not None:
-                if item.id:
-                    page.removed.append(item.id)
-            elif item.id:
+        for item in response.get("value") or []:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            if removed(item):
+                page.removed.append(str(item["id"]))
+            else:
                 page.items.append(item)
-        extra = response.additional_data or {}
-        next_link = response.odata_next_link or extra.get("@odata.nextLink")
+        next_link = response.get("@odata.nextLink")
         if not next_link:
-            page.delta_link = getattr(response, "odata_delta_link", None) or extra.get(
-                "@odata.deltaLink"
-            )
+            page.delta_link = response.get("@odata.deltaLink")
             break
         link = next_link
         config = _config(page_size=graph.page_size)
@@ -248,7 +270,9 @@ async def delta_messages(
     """All message changes in a folder since `delta_link` (everything if None)."""
     folder_builder = graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder)
     query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
-    return await _delta(graph, mailbox, folder_builder.messages.delta, query, delta_link)
+    page = await _delta(graph, mailbox, folder_builder.messages.delta, query, delta_link)
+    page.items = [parse_message(item) for item in page.items]
+    return page
 
 
 async def delta_events(
@@ -261,7 +285,9 @@ async def delta_events(
         start_date_time=start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         end_date_time=end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    return await _delta(graph, mailbox, builder, query, delta_link)
+    page = await _delta(graph, mailbox, builder, query, delta_link)
+    page.items = [parse_event(item) for item in page.items]
+    return page
 
 
 async def ensure_category(
@@ -316,27 +342,3 @@ async def set_categories(
         for request_id, graph_id in ids.items():
             statuses[graph_id] = int(codes.get(request_id, 0))
     return statuses
-
-
-def header(message: Message, name: str) -> str | None:
-    """A header of a received message, if Graph returned it."""
-    for item in message.internet_message_headers or []:
-        if (item.name or "").lower() == name.lower():
-            return item.value
-    return None
-
-
-def sender_address(message: Message) -> str:
-    """The From address, lower-cased."""
-    source = message.from_ or message.sender
-    return ((source.email_address.address if source and source.email_address else "") or "").lower()
-
-
-def addresses(message: Message) -> set[str]:
-    """Every address on a message: from, to and cc, lower-cased."""
-    found = {sender_address(message)}
-    for recipient in (message.to_recipients or []) + (message.cc_recipients or []):
-        if recipient.email_address and recipient.email_address.address:
-            found.add(recipient.email_address.address.lower())
-    found.discard("")
-    return found
