@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -278,24 +279,35 @@ def _failed(cycle: Cycle, error: BaseException) -> None:
     cycle.mailbox.last_error = f"{klass}: {type(error).__name__}"
 
 
-async def sync_mailbox(services: Services, email: str) -> SyncReport | None:
-    """One sync cycle of one mailbox; None if another cycle holds it."""
+@asynccontextmanager
+async def _running(services: Services, email: str) -> AsyncIterator[Cycle | None]:
+    """A mailbox's cycle, from claiming it to saving its state (and its error, if any);
+    None when another cycle holds the mailbox."""
     cycle = await _open_cycle(services, email)
     if cycle is None:
-        return None
+        yield None
+        return
     try:
         await _ensure_category(cycle)
-        for folder in dict.fromkeys([*_WELL_KNOWN, *cycle.mailbox.folders]):
-            await _sync_folder(cycle, folder)
-        await _sync_calendar(cycle)
-        await _write_categories(cycle)
-        await link_copies(cycle)
+        yield cycle
     except Exception as error:
         _failed(cycle, error)
         await _close_cycle(cycle, success=False)
         raise
     await _close_cycle(cycle, success=True)
-    return cycle.report
+
+
+async def sync_mailbox(services: Services, email: str) -> SyncReport | None:
+    """One sync cycle of one mailbox; None if another cycle holds it."""
+    async with _running(services, email) as cycle:
+        if cycle is None:
+            return None
+        for folder in dict.fromkeys([*_WELL_KNOWN, *cycle.mailbox.folders]):
+            await _sync_folder(cycle, folder)
+        await _sync_calendar(cycle)
+        await _write_categories(cycle)
+        await link_copies(cycle)
+        return cycle.report
 
 
 async def _retry_one(cycle: Cycle, graph_id: str, folder: str) -> None:
@@ -314,11 +326,9 @@ async def _retry_one(cycle: Cycle, graph_id: str, folder: str) -> None:
 
 async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
     """Try the failed items of one mailbox again (fetching each afresh)."""
-    cycle = await _open_cycle(services, email)
-    if cycle is None:
-        return None
-    try:
-        await _ensure_category(cycle)
+    async with _running(services, email) as cycle:
+        if cycle is None:
+            return None
         for graph_id, row in list(cycle.failures.items()):
             if row.get("undeliverable"):
                 continue
@@ -327,12 +337,7 @@ async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
             except Exception as error:
                 await _record_failure(cycle, graph_id, row.get("folder", ""), error)
         await _write_categories(cycle)
-    except Exception as error:
-        _failed(cycle, error)
-        await _close_cycle(cycle, success=False)
-        raise
-    await _close_cycle(cycle, success=True)
-    return cycle.report
+        return cycle.report
 
 
 async def sync_cycle(services: Services, *, retry: bool = False) -> list[SyncReport]:

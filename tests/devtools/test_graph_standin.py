@@ -42,7 +42,8 @@ from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
-from tests.devtools.conftest import ANA, ManualClock
+from tests.conftest import Clock
+from tests.devtools.conftest import ANA
 
 BOB = "Bob Buyer <bob@fabrikam.example>"
 TRACKING_ID = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name TrackingId"
@@ -228,7 +229,7 @@ async def test_only_custom_x_headers_may_be_set(sdk: GraphServiceClient) -> None
 
 
 async def test_deferred_send_waits_in_outbox_until_its_time(
-    graph: GraphStandIn, sdk: GraphServiceClient, manual_clock: ManualClock
+    graph: GraphStandIn, sdk: GraphServiceClient, manual_clock: Clock
 ) -> None:
     at = (manual_clock.now() + timedelta(hours=1)).replace(microsecond=0)
     messages = sdk.users.by_user_id(ANA).messages
