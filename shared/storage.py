@@ -33,7 +33,11 @@ SCHEDULE_TABLE = "schedule"
 MESSAGE_INDEX_TABLE = "messageindex"
 MAILBOXES_TABLE = "mailboxes"
 ACTIVITIES_TABLE = "activities"
+RECORDS_TABLE = "records"
+RECORDS_INDEX_TABLE = "recordindex"
 TABLES = (
+    RECORDS_TABLE,
+    RECORDS_INDEX_TABLE,
     MESSAGES_TABLE,
     EVENTS_TABLE,
     STATE_TABLE,
@@ -119,6 +123,14 @@ class Store:
     @cached_property
     def activities(self) -> TableClient:
         return self.table_service.get_table_client(ACTIVITIES_TABLE)
+
+    @cached_property
+    def records(self) -> TableClient:
+        return self.table_service.get_table_client(RECORDS_TABLE)
+
+    @cached_property
+    def records_index(self) -> TableClient:
+        return self.table_service.get_table_client(RECORDS_INDEX_TABLE)
 
     async def read_sas_url(
         self, container: str, blob: str, *, minutes: int, now: datetime | None = None

@@ -1,0 +1,61 @@
+"""Seller API: contacts, leads and accounts; recipients' follow preferences; send-time advice."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import EmailStr
+
+from functions.deps import SellerDep, ServicesDep
+from shared import preferences, records
+
+router = APIRouter(prefix="/api", tags=["records"])
+
+
+@router.post("/records/{record_type}", status_code=201)
+async def create(
+    record_type: str, body: records.RecordIn, _: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Create a contact, lead or account."""
+    return await records.create(services, record_type, body)
+
+
+@router.get("/records/{record_type}/{record_id}")
+async def read(
+    record_type: str, record_id: str, _: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    return await records.get(services, record_type, record_id)
+
+
+@router.patch("/records/{record_type}/{record_id}")
+async def update(
+    record_type: str, record_id: str, body: records.RecordPatch, _: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Change a record, its Follow Email preference included."""
+    return await records.update(services, record_type, record_id, body)
+
+
+@router.get("/records")
+async def search(email: EmailStr, _: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Every record with this e-mail address."""
+    return {"records": await records.by_address(services, email)}
+
+
+@router.get("/preferences")
+async def view_preferences(
+    _: SellerDep,
+    services: ServicesDep,
+    to: Annotated[list[EmailStr], Query()],
+    cc: Annotated[list[EmailStr], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+) -> dict[str, Any]:
+    """Whether a message to these recipients may be followed, and why not."""
+    return await preferences.recipient_preferences(services, list(to), list(cc))
+
+
+@router.get("/advice")
+async def advice(
+    seller: SellerDep, services: ServicesDep, to: Annotated[list[EmailStr], Query()]
+) -> dict[str, Any]:
+    """When to send to this recipient (one recipient only, with an address on record)."""
+    return await preferences.send_time_advice(services, seller, list(to))

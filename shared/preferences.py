@@ -1,0 +1,87 @@
+"""Whether a message may be followed, recipient by recipient ("view preferences"), and the
+send-time advice for a single recipient."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from shared import records
+from shared.advice import PostalAddress, advise
+from shared.auth import Seller
+from shared.runtime import Services
+
+
+async def recipient_preferences(services: Services, to: list[str], cc: list[str]) -> dict[str, Any]:
+    """Each To/Cc recipient's records and Follow Email preference, and what follow state a
+    message to them would get: followable only when every To and Cc recipient is a contact,
+    lead or account record and none of their records says Do Not Allow."""
+    recipients = []
+    blocked = False
+    for address in dict.fromkeys(a.lower() for a in [*to, *cc]):
+        found = await records.by_address(services, address)
+        if not found:
+            reason = "not a contact, lead or account record"
+        elif any(r["follow_email"] == "do_not_allow" for r in found):
+            reason = "Follow Email is Do Not Allow"
+        else:
+            reason = ""
+        blocked = blocked or bool(reason)
+        recipients.append(
+            {
+                "address": address,
+                "followable": not reason,
+                "reason": reason or None,
+                "records": [
+                    {k: r[k] for k in ("type", "id", "name", "follow_email")} for r in found
+                ],
+            }
+        )
+    return {"follow_state": "blocked" if blocked else "followed", "recipients": recipients}
+
+
+async def _opens_of(services: Services, seller: Seller, address: str) -> list[datetime]:
+    """When this recipient opened the seller's mail sent to them alone (latest 50 messages)."""
+    rows = [
+        row
+        async for row in services.store.messages.query_entities(
+            "PartitionKey eq @pk and seller eq @seller and status eq 'sent'",
+            parameters={"pk": seller.key, "seller": seller.email},
+            select=["RowKey", "to", "cc", "bcc", "sent_at"],
+        )
+        if json.loads(row["to"]) == [address] and json.loads(row["cc"]) == []
+    ]
+    rows.sort(key=lambda r: r["sent_at"], reverse=True)
+    opens: list[datetime] = []
+    for row in rows[:50]:
+        async for event in services.store.events.query_entities(
+            "PartitionKey eq @pk and kind eq 'open'", parameters={"pk": row["RowKey"]}
+        ):
+            at = datetime.fromisoformat(event["at"])
+            if at >= datetime.fromisoformat(row["sent_at"]):
+                opens.append(at)
+    return opens
+
+
+async def send_time_advice(services: Services, seller: Seller, to: list[str]) -> dict[str, Any]:
+    """When to send to one recipient: their working hours from their record's address, or
+    the hour they usually open the seller's mail."""
+    now = services.clock()
+    address = None
+    name = None
+    if len(to) == 1:
+        for record in await records.by_address(services, to[0]):
+            if record["address"]:
+                address = PostalAddress(**record["address"])
+                name = record["name"]
+                break
+    opens = await _opens_of(services, seller, to[0].lower()) if len(to) == 1 else []
+    advice = advise(recipients=len(to), address=address, now=now, opens=opens, name=name)
+    return {
+        "send_at": advice.send_at.isoformat() if advice.send_at else None,
+        "local_time": advice.local_time.isoformat() if advice.local_time else None,
+        "time_zone": advice.time_zone,
+        "basis": advice.basis,
+        "reason": advice.reason,
+    }
