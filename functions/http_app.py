@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from functions.routes import admin, messages, records, tracking
+from functions.routes import admin, alerts, messages, records, tracking
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.runtime import Services, get_services
 
@@ -132,6 +132,7 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(admin.router)
     app.include_router(records.router)
+    app.include_router(alerts.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):
         app.add_exception_handler(error, _domain_error)

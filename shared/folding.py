@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from shared import alerts
 from shared.events import (
     BUCKET_SECONDS,
     Event,
@@ -141,6 +142,8 @@ async def apply_events(store: Store, message_id: str, events: list[Event]) -> bo
         updated = fold(current, events, _parse_time(entity.get("sent_at", "")))
         if updated == current:
             return True
+        if current.opens == 0 and updated.first_opened_at is not None:
+            await alerts.first_open(store, dict(entity), updated.first_opened_at)
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
             "RowKey": message_id,

@@ -34,8 +34,10 @@ MESSAGE_INDEX_TABLE = "messageindex"
 MAILBOXES_TABLE = "mailboxes"
 ACTIVITIES_TABLE = "activities"
 RECORDS_TABLE = "records"
+ALERTS_TABLE = "alerts"
 RECORDS_INDEX_TABLE = "recordindex"
 TABLES = (
+    ALERTS_TABLE,
     RECORDS_TABLE,
     RECORDS_INDEX_TABLE,
     MESSAGES_TABLE,
@@ -123,6 +125,10 @@ class Store:
     @cached_property
     def activities(self) -> TableClient:
         return self.table_service.get_table_client(ACTIVITIES_TABLE)
+
+    @cached_property
+    def alerts(self) -> TableClient:
+        return self.table_service.get_table_client(ALERTS_TABLE)
 
     @cached_property
     def records(self) -> TableClient:
