@@ -95,6 +95,10 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     Everything is validated before the first write, so bad input stores nothing."""
     files = _validate(body, services)
     message_id = new_message_id(seller.email)
+    follow_reason = None
+    if body.follow and not await services.org.enabled():
+        follow_reason = "email engagement is turned off for the organisation"
+        body = body.model_copy(update={"follow": False})
     if body.follow:
         built = followed_body(
             body.html,
@@ -159,7 +163,10 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     await store.messages.create_entity(entity)
     if body.send and body.send_at is None:
         entity.update(await sending.deliver(services, message_id))
-    return message_view(entity, from_columns(entity), links, html=html)
+    view = message_view(entity, from_columns(entity), links, html=html)
+    if follow_reason:
+        view["follow_reason"] = follow_reason
+    return view
 
 
 async def _load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:

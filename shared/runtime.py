@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from shared.auth import Authenticator
 from shared.config import Settings, get_settings
 from shared.delivery import DeliveryBackend, OutboxBackend, Outgoing, Receipt
+from shared.org import OrgSwitch
 from shared.storage import Store, build_store
 from shared.tokens import TokenSigner
 from shared.tracking import LinkResolver
@@ -31,10 +32,12 @@ class Services:
     delivery: DeliveryBackend
     clock: Callable[[], datetime]
     links: LinkResolver = field(init=False)
+    org: OrgSwitch = field(init=False)
     _graph: Graph | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.links = LinkResolver(self.store)
+        self.org = OrgSwitch(self.store)
 
     def graph(self) -> Graph:
         """The Graph client, built on first use: the SDK is imported only here, so the HTTP

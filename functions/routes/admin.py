@@ -44,3 +44,24 @@ async def health(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
     return {
         "mailboxes": [mailboxes.health(services, m) for m in sorted(boxes, key=lambda m: m.email)]
     }
+
+
+class EngagementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.get("/engagement")
+async def engagement(_: AdminDep, services: ServicesDep) -> dict[str, bool]:
+    """Whether email engagement is on for the organisation."""
+    return {"enabled": await services.org.enabled()}
+
+
+@router.put("/engagement")
+async def switch_engagement(
+    body: EngagementIn, _: AdminDep, services: ServicesDep
+) -> dict[str, bool]:
+    """Turn email engagement on or off (other workers follow within 30 seconds)."""
+    await services.org.set(body.enabled)
+    return {"enabled": body.enabled}

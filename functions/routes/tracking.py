@@ -53,6 +53,8 @@ def _ref(services: Services, token: str, kind: EventKind) -> TrackingRef | None:
 
 
 async def _record(services: Services, request: Request, ref: TrackingRef) -> None:
+    if not await services.org.enabled():
+        return  # engagement is off for the organisation: answer, record nothing
     event = new_event(
         message_id=ref.message_id,
         kind=ref.kind,
