@@ -9,6 +9,7 @@ import logging
 
 import azure.functions as func
 
+from shared.retention import purge_cycle
 from shared.runtime import get_services, import_off_loop
 from shared.sending import dispatch_cycle
 
@@ -47,3 +48,12 @@ async def retry_failed_items(timer: func.TimerRequest) -> None:
     logger.info(
         "retry: %s mailboxes, %s still failing", len(reports), sum(r.failed for r in reports)
     )
+
+
+@bp.timer_trigger(schedule="%RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def purge_old_interactions(timer: func.TimerRequest) -> None:
+    """Delete interaction blobs older than RETENTION_DAYS."""
+    if timer.past_due:
+        logger.info("retention timer is past due")
+    report = await purge_cycle(get_services())
+    logger.info("retention: %s blobs before %s deleted", report.blobs_deleted, report.cutoff_bucket)

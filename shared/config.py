@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     sync_schedule: str = "0 */15 * * * *"
     retry_schedule: str = "0 7-59/15 * * * *"
     dispatch_schedule: str = "0 * * * * *"
+    retention_days: int = 90  # interaction blobs older than this are purged
+    retention_schedule: str = "0 30 2 * * *"
 
     max_html_bytes: int = 1_000_000
     max_attachments: int = 10

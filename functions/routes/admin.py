@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from functions.deps import SellerDep, ServicesDep
-from shared import mailboxes
+from shared import mailboxes, retention
 from shared.auth import ADMIN_ROLE, Seller
 from shared.errors import Forbidden
 
@@ -65,3 +65,15 @@ async def switch_engagement(
     """Turn email engagement on or off (other workers follow within 30 seconds)."""
     await services.org.set(body.enabled)
     return {"enabled": body.enabled}
+
+
+class ErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+@router.post("/erasure")
+async def erasure(body: ErasureIn, _: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    """Remove all interaction data about one contact's address, and say what was removed."""
+    return await retention.erase(services, body.email)
