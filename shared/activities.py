@@ -13,6 +13,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared import records
 from shared.errors import NotFound
 from shared.graph.items import EventItem, MailItem
 from shared.ids import seller_key
@@ -76,6 +77,15 @@ async def _remember(cycle: Cycle, key: str, graph_id: str, method: str) -> None:
     cycle.known[key] = {"method": method}
 
 
+async def regarding(services: Services, addresses: set[str]) -> str:
+    """The contact, lead and account records whose addresses appear on an item (JSON)."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for address in sorted(addresses):
+        for record in await records.by_address(services, address):
+            found[(record["type"], record["id"])] = {"type": record["type"], "id": record["id"]}
+    return json.dumps(list(found.values()))
+
+
 async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None) -> None:
     """Create or join the activity for a message (one activity per Internet message id)."""
     services, mailbox = cycle.services, cycle.mailbox
@@ -103,6 +113,7 @@ async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None)
             "status": "tracked",
             "mailboxes": json.dumps({mailbox.email: item.id}),
             "followed_message_id": followed or "",
+            "regarding": await regarding(services, item.addresses - {mailbox.email}),
             "tracked_at": services.clock().isoformat(),
             "untracked_at": "",
         }
@@ -203,6 +214,7 @@ async def track_event(cycle: Cycle, event: EventItem) -> None:
             "status": "tracked",
             "mailboxes": json.dumps(boxes),
             "followed_message_id": "",
+            "regarding": await regarding(services, {event.organizer, *event.attendees} - {""}),
             "tracked_at": row.get("tracked_at") or services.clock().isoformat(),
             "untracked_at": "",
         },

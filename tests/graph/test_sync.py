@@ -3,6 +3,7 @@ lost delta tokens, throttling, the concurrency limit, retries and the admin heal
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -110,6 +111,13 @@ async def test_category_tracks_untracks_and_survives_deletion_and_rename(
     await sync_mailbox(graph_services, seller.email)
     mailbox = await mailboxes.load(graph_services, seller.email)
     assert CATEGORY in [c["displayName"] for c in standin.master_categories(seller.email)]
+    lead = (
+        await seller.http.post(
+            "/api/records/lead",
+            json={"name": "Northwind lead", "emails": ["lead@northwind.example"]},
+            headers=seller.auth,
+        )
+    ).json()
     item = standin.deliver(
         seller.email,
         subject="Pricing question",
@@ -121,6 +129,7 @@ async def test_category_tracks_untracks_and_survives_deletion_and_rename(
     await sync_mailbox(graph_services, seller.email)
     activity = (await activities(graph_services))[item["internetMessageId"]]
     assert activity["status"] == "tracked" and activity["method"] == "category"
+    assert json.loads(activity["regarding"]) == [{"type": "lead", "id": lead["id"]}]
     blob = await graph_services.store.activity_blobs.download_blob(f"{activity['RowKey']}.html")
     assert await blob.readall() == b"<p>How much?</p>"
     standin.set_categories(seller.email, item["id"], [])
