@@ -9,6 +9,7 @@ import logging
 
 import azure.functions as func
 
+from shared.reminders import reminder_cycle
 from shared.retention import purge_cycle
 from shared.runtime import get_services, import_off_loop
 from shared.sending import dispatch_cycle
@@ -57,3 +58,12 @@ async def purge_old_interactions(timer: func.TimerRequest) -> None:
         logger.info("retention timer is past due")
     report = await purge_cycle(get_services())
     logger.info("retention: %s blobs before %s deleted", report.blobs_deleted, report.cutoff_bucket)
+
+
+@bp.timer_trigger(schedule="%REMINDER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def fire_reminders(timer: func.TimerRequest) -> None:
+    """Fire due follow-up reminders whose condition holds, as high-priority alerts."""
+    if timer.past_due:
+        logger.info("reminder timer is past due")
+    report = await reminder_cycle(get_services())
+    logger.info("reminders: %s fired, %s satisfied", report.fired, report.satisfied)

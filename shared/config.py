@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     sync_schedule: str = "0 */15 * * * *"
     retry_schedule: str = "0 7-59/15 * * * *"
     dispatch_schedule: str = "0 * * * * *"
+    reminder_schedule: str = "0 */15 * * * *"
     retention_days: int = 90  # interaction blobs older than this are purged
     retention_schedule: str = "0 30 2 * * *"
 

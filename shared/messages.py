@@ -15,7 +15,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
-from shared import sending
+from shared import reminders, sending
 from shared.auth import Seller
 from shared.compose import FollowedFile, followed_body
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -24,7 +24,7 @@ from shared.folding import pending_events, read_cursor
 from shared.ids import is_message_id, new_message_id, partition_of
 from shared.kpis import Kpis, counts, fold, from_columns, occurrence, to_columns
 from shared.listing import page
-from shared.models import ComposeIn
+from shared.models import ComposeIn, ReminderIn
 from shared.runtime import Services
 from shared.tracking import attachment_blob_name, links_blob_name
 from shared.views import list_item, message_view, parse_time
@@ -99,6 +99,8 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     if body.follow and not await services.org.enabled():
         follow_reason = "email engagement is turned off for the organisation"
         body = body.model_copy(update={"follow": False})
+    if body.reminder is not None:
+        reminders.check(body.reminder, followed=body.follow, now=services.clock())
     if body.follow:
         built = followed_body(
             body.html,
@@ -157,6 +159,9 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         ),
         **to_columns(Kpis()),
     }
+    if body.reminder is not None:
+        entity["reminder"] = reminders.as_column(body.reminder)
+        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
     if body.send and body.send_at is not None:
         entity.update(status="scheduled", send_at=body.send_at.isoformat())
         await sending.schedule(services, message_id, body.send_at)
@@ -206,6 +211,34 @@ async def _merge(services: Services, entity: dict[str, Any], **changes: Any) -> 
         raise Conflict(
             "the message changed meanwhile (it may be going out); read it again"
         ) from None
+
+
+async def set_reminder(
+    services: Services, seller: Seller, message_id: str, reminder: ReminderIn
+) -> dict[str, Any]:
+    """Set or replace a message's reminder (still editable after sending)."""
+    entity = await _load(services, seller, message_id)
+    reminders.check(reminder, followed=entity["follow_state"] == "followed", now=services.clock())
+    await reminders.schedule(services, message_id, reminder.at.isoformat())
+    column = reminders.as_column(reminder)
+    await _merge(services, entity, reminder=column)
+    old = json.loads(entity.get("reminder") or "{}")
+    if old.get("state") == "pending" and old["at"] != reminder.at.isoformat():
+        await reminders.unschedule(services, message_id, old["at"])
+    entity["reminder"] = column
+    return message_view(entity, from_columns(entity), await _links(services, entity))
+
+
+async def cancel_reminder(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Remove a message's pending reminder."""
+    entity = await _load(services, seller, message_id)
+    old = json.loads(entity.get("reminder") or "{}")
+    if old.get("state") != "pending":
+        raise Conflict("the message has no pending reminder")
+    await _merge(services, entity, reminder="")
+    await reminders.unschedule(services, message_id, old["at"])
+    entity["reminder"] = ""
+    return message_view(entity, from_columns(entity), await _links(services, entity))
 
 
 async def reschedule(

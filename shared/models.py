@@ -65,6 +65,7 @@ class ComposeIn(BaseModel):
     regarding: Regarding | None = None
     send: bool = True
     send_at: AwareDatetime | None = None
+    reminder: ReminderIn | None = None
 
     @field_validator("send_at")
     @classmethod
@@ -85,3 +86,13 @@ class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     send_at: AwareDatetime
+
+
+class ReminderIn(BaseModel):
+    """A follow-up reminder, at compose or later (PUT /api/messages/{id}/reminder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    condition: Literal["no_reply_by", "not_opened_by", "at"]
+    at: AwareDatetime

@@ -35,9 +35,11 @@ MAILBOXES_TABLE = "mailboxes"
 ACTIVITIES_TABLE = "activities"
 RECORDS_TABLE = "records"
 ALERTS_TABLE = "alerts"
+REMINDERS_TABLE = "reminders"
 RECORDS_INDEX_TABLE = "recordindex"
 TABLES = (
     ALERTS_TABLE,
+    REMINDERS_TABLE,
     RECORDS_TABLE,
     RECORDS_INDEX_TABLE,
     MESSAGES_TABLE,
@@ -125,6 +127,10 @@ class Store:
     @cached_property
     def activities(self) -> TableClient:
         return self.table_service.get_table_client(ACTIVITIES_TABLE)
+
+    @cached_property
+    def reminders(self) -> TableClient:
+        return self.table_service.get_table_client(REMINDERS_TABLE)
 
     @cached_property
     def alerts(self) -> TableClient:

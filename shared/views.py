@@ -37,6 +37,7 @@ def message_view(
         "created_at": entity["created_at"],
         "sent_at": entity.get("sent_at") or None,
         "send_at": entity.get("send_at") or None,
+        "reminder": json.loads(entity["reminder"]) if entity.get("reminder") else None,
         "kpis": {
             "opens": kpis.opens,
             "first_opened_at": _iso(kpis.first_opened_at),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from functions.deps import SellerDep, ServicesDep
 from shared import messages
-from shared.models import ComposeIn, RescheduleIn
+from shared.models import ComposeIn, ReminderIn, RescheduleIn
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -37,6 +37,22 @@ async def reschedule(
 async def cancel(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Cancel a scheduled message that has not gone out."""
     return await messages.cancel(services, seller, message_id)
+
+
+@router.put("/{message_id}/reminder")
+async def set_reminder(
+    message_id: str, body: ReminderIn, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Set or replace the message's follow-up reminder (editable after sending too)."""
+    return await messages.set_reminder(services, seller, message_id, body)
+
+
+@router.delete("/{message_id}/reminder")
+async def cancel_reminder(
+    message_id: str, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Remove the message's pending reminder."""
+    return await messages.cancel_reminder(services, seller, message_id)
 
 
 @router.get("/{message_id}")

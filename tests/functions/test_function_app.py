@@ -48,6 +48,7 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
         "sync_mailboxes",
         "retry_failed_items",
         "purge_old_interactions",
+        "fire_reminders",
     }
     http = functions["http_app_func"].get_trigger().get_dict_repr()
     assert http["type"] == "httpTrigger"
@@ -62,6 +63,7 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
         ("sync_mailboxes", "%SYNC_SCHEDULE%"),
         ("retry_failed_items", "%RETRY_SCHEDULE%"),
         ("purge_old_interactions", "%RETENTION_SCHEDULE%"),
+        ("fire_reminders", "%REMINDER_SCHEDULE%"),
     ):
         binding = functions[name].get_trigger().get_dict_repr()
         assert binding["schedule"] == setting and binding["runOnStartup"] is False
