@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -231,8 +230,3 @@ async def pending_events(
         bucket = next_bucket(bucket)
     found = await asyncio.gather(*(_list_events(store, f"{b}/{message_id}/") for b in buckets))
     return [e for group in found for e in group]
-
-
-def events_after(events: Iterable[Event], bucket: str) -> list[Event]:
-    """Only the events from buckets newer than `bucket`."""
-    return [e for e in events if e.bucket > bucket]
