@@ -6,7 +6,7 @@ AZURITE := node_modules/.bin/azurite
 AZURITE_DIR := .azurite
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run demo test lint format bench dev-token fold clean
+.PHONY: setup run demo test lint format bench dev-token fold clean infra-check
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -34,7 +34,7 @@ demo: setup
 	$(PY) -m devtools.demo
 
 ## test: lint, type-check and the whole suite (it starts its own Azurite)
-test: setup lint
+test: setup lint infra-check
 	$(PY) -m pytest
 
 lint: setup
@@ -58,5 +58,18 @@ dev-token: setup
 fold: setup
 	$(PY) -m shared.cli fold
 
+## infra-check: checkov on infra/ (Bicep), offline; each skipped check states its reason inline.
+## Its own virtualenv: checkov's dependency tree would fight the app's.
+INFRA_VENV := .venv-infra
+infra-check: $(INFRA_VENV)/.installed
+	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true CKV_PARSE_ERROR_FAIL=true \
+		$(INFRA_VENV)/bin/checkov -d infra --framework bicep --quiet --compact --skip-download
+
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFRA_VENV)/bin/python -m pip install --quiet -r requirements-infra.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) node_modules $(AZURITE_DIR)
+	rm -rf $(VENV) $(INFRA_VENV) node_modules $(AZURITE_DIR)

@@ -33,13 +33,14 @@ from pydantic import SecretStr
 
 from bench.pixel import cpu_seconds
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
-from shared import mailboxes
+from shared import mailboxes, records
 from shared.auth import Seller
 from shared.config import Settings
 from shared.graph.mail import STAMP_PROPERTY
 from shared.messages import compose
 from shared.messages import get as read_message
 from shared.models import ComposeIn
+from shared.records import RecordIn
 from shared.runtime import Services, build_services
 from shared.storage import ensure_storage
 from shared.sync import SyncReport, sync_mailbox
@@ -142,8 +143,10 @@ async def _send_followed(services: Services, standin: GraphStandIn, count: int) 
     seller = Seller(SELLER)
     ours = []
     for n in range(count):
+        buyer = f"buyer{n}@{_DOMAINS[n % len(_DOMAINS)]}"
+        await records.create(services, "contact", RecordIn(name=f"Buyer {n}", emails=[buyer]))
         body = ComposeIn(
-            to=[f"buyer{n}@{_DOMAINS[n % len(_DOMAINS)]}"],
+            to=[buyer],
             subject=f"Your quote {n}",
             html=f'<p>Hello,</p><p>Your quote: <a href="https://contoso.example/q/{n}">view</a>.</p>',
         )

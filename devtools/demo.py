@@ -177,7 +177,15 @@ class Walkthrough:
         show(f"enrolled {box['email']}: mail goes out from it, its Inbox and Sent Items are read")
 
     async def send_followed(self) -> None:
-        step(2, f"Ana sends a followed mail to {CUSTOMER} (POST /api/messages)")
+        step(2, f"{CUSTOMER} is a contact who allows following (POST /api/records/contact)")
+        contact = {"name": "Bob", "emails": [CUSTOMER], "follow_email": "allow"}
+        answer(
+            await self.http.post("/api/records/contact", json=contact, headers=self.seller),
+            201,
+            "create the contact",
+        )
+        show("only mail to contacts, leads and accounts that allow it is followed")
+        step(3, f"Ana sends a followed mail to {CUSTOMER} (POST /api/messages)")
         body = {"to": [CUSTOMER], "subject": SUBJECT, "html": HTML}
         created = answer(
             await self.http.post("/api/messages", json=body, headers=self.seller), 201, "compose"
@@ -200,7 +208,7 @@ class Walkthrough:
         show(f"    stamped EngagementMessageId={stamp} (so a retry never sends it twice)")
 
     async def open_and_click(self) -> None:
-        step(3, "Bob opens it on his phone and clicks the link")
+        step(4, "Bob opens it on his phone and clicks the link")
         body: str = self.sent["body"]["content"]  # as it left Ana's mailbox for Bob
         pixel = tracking_url(body, self.app_url, "o")
         link = tracking_url(body, self.app_url, "c")
@@ -221,7 +229,7 @@ class Walkthrough:
         )
 
     async def reply(self) -> None:
-        step(4, "Bob replies, his out-of-office answers too; one sync cycle of Ana's mailbox")
+        step(5, "Bob replies, his out-of-office answers too; one sync cycle of Ana's mailbox")
         sent_id, conversation = self.sent["internetMessageId"], self.sent["conversationId"]
         self.standin.deliver(
             ANA,
@@ -264,7 +272,7 @@ class Walkthrough:
 
     async def categorise(self) -> None:
         category = self.services.settings.tracking_category
-        step(5, "Ana tags an unrelated customer mail in Outlook; one sync cycle")
+        step(6, "Ana tags an unrelated customer mail in Outlook; one sync cycle")
         item = self.standin.deliver(
             ANA,
             subject="Pricing question",
@@ -366,7 +374,7 @@ async def run(connection_string: str, standin: GraphStandIn, *, keep_running: bo
                 if keep_running:
                     bound.reschedule(None)  # the bound is for the walk-through only
                     await walkthrough.stay_up()
-                step(6, "Tear down")
+                step(7, "Tear down")
     finally:
         await services.close()
         sock.close()

@@ -1,4 +1,5 @@
-"""Timer: fold recorded events into KPIs on FOLD_SCHEDULE."""
+"""Timers of the tracking data: fold recorded events into KPIs on FOLD_SCHEDULE; alert on
+first opens and push alerts to webhooks on ALERT_SCHEDULE."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import logging
 
 import azure.functions as func
 
+from shared import webhooks
 from shared.folding import fold_cycle
+from shared.open_alerts import first_open_cycle
 from shared.runtime import get_services
 
 logger = logging.getLogger(__name__)
@@ -23,3 +26,19 @@ async def fold_events(timer: func.TimerRequest) -> None:
     logger.info(
         "folded %s events of %s messages up to %s", report.events, report.messages, report.cursor
     )
+
+
+@bp.timer_trigger(schedule="%ALERT_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def alert_first_opens(timer: func.TimerRequest) -> None:
+    """First-open alerts within seconds of the open, then due webhook deliveries."""
+    services = get_services()
+    report = await first_open_cycle(services.store, services.clock())
+    delivered = await webhooks.delivery_cycle(services.store, services.clock())
+    if report.created or delivered.delivered or delivered.retrying or delivered.failed:
+        logger.info(
+            "alerts: %s created; webhooks: %s delivered, %s retrying, %s failed",
+            report.created,
+            delivered.delivered,
+            delivered.retrying,
+            delivered.failed,
+        )

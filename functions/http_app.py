@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from functions.routes import admin, alerts, messages, records, tracking
+from functions.routes import admin, alerts, messages, records, templates, tracking
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.runtime import Services, get_services
 
@@ -133,6 +133,7 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(records.router)
     app.include_router(alerts.router)
+    app.include_router(templates.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):
         app.add_exception_handler(error, _domain_error)

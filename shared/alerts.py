@@ -3,7 +3,6 @@ listed, snoozed and dismissed by its seller. High-priority alerts sort first."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import datetime
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared import webhooks
 from shared.auth import Seller
 from shared.errors import InvalidInput, NotFound
 from shared.runtime import Services
@@ -19,24 +19,37 @@ from shared.storage import Store
 _PRIORITY_ORDER = {"high": 0, "normal": 1}
 
 
-async def first_open(store: Store, message: dict[str, Any], opened_at: datetime) -> None:
-    """Create the first-open alert of a message (once: its id is derived from the message).
-    Called by the fold before it records the open, so a crash in between loses nothing."""
-    with contextlib.suppress(ResourceExistsError):
+async def create(store: Store, alert: dict[str, Any]) -> bool:
+    """Store a new alert once (its RowKey is derived from what it is about, so a doubled
+    cycle finds it there). A seller with a webhook gets it queued for delivery first, so
+    that a crash between the two writes never loses the delivery. True if it was new."""
+    await webhooks.enqueue(store, alert["PartitionKey"], alert["RowKey"])
+    try:
         await store.alerts.create_entity(
-            {
-                "PartitionKey": message["PartitionKey"],
-                "RowKey": f"open-{message['RowKey']}",
-                "kind": "first_open",
-                "priority": "normal",
-                "message_id": message["RowKey"],
-                "subject": message.get("subject", ""),
-                "regarding": message.get("regarding", ""),
-                "created_at": opened_at.isoformat(),
-                "snoozed_until": "",
-                "dismissed": False,
-            }
+            {"snoozed_until": "", "dismissed": False, "webhook": "", **alert}
         )
+    except ResourceExistsError:
+        return False
+    return True
+
+
+async def first_open(store: Store, message: dict[str, Any], opened_at: datetime) -> bool:
+    """Create the first-open alert of a message (once: its id is derived from the message).
+    Made by the alert cycle within seconds of the open, and by the fold before it records
+    the open as a backstop, so a crash in between loses nothing."""
+    return await create(
+        store,
+        {
+            "PartitionKey": message["PartitionKey"],
+            "RowKey": f"open-{message['RowKey']}",
+            "kind": "first_open",
+            "priority": "normal",
+            "message_id": message["RowKey"],
+            "subject": message.get("subject", ""),
+            "regarding": message.get("regarding", ""),
+            "created_at": opened_at.isoformat(),
+        },
+    )
 
 
 def _view(row: Any) -> dict[str, Any]:

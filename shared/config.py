@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # after it ends so that a slow tracking write is never missed.
     fold_schedule: str = "*/10 * * * * *"
     fold_grace_seconds: int = 30
+    # First-open alerts (without waiting for the fold) and webhook deliveries.
+    alert_schedule: str = "*/5 * * * * *"
 
     @field_validator("token_keys")
     @classmethod

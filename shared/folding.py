@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared import alerts
+from shared import alerts, template_library
 from shared.events import (
     BUCKET_SECONDS,
     Event,
@@ -77,7 +77,8 @@ async def _earliest_bucket(store: Store) -> str | None:
     return None
 
 
-async def _list_events(store: Store, prefix: str) -> list[Event]:
+async def list_events(store: Store, prefix: str) -> list[Event]:
+    """The events under a blob prefix (a bucket, or a bucket and a message), from one listing."""
     events = []
     async for blob in store.interactions.list_blobs(name_starts_with=prefix, include=["metadata"]):
         event = event_from_blob(blob.name, blob.metadata or {})
@@ -143,6 +144,7 @@ async def apply_events(store: Store, message_id: str, events: list[Event]) -> bo
             return True
         if current.opens == 0 and updated.first_opened_at is not None:
             await alerts.first_open(store, dict(entity), updated.first_opened_at)
+            await template_library.mark(store, entity.get("template_id", ""), message_id, "opened")
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
             "RowKey": message_id,
@@ -196,7 +198,7 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
         return FoldReport(cursor, 0, 0, 0, 0)
     total_events = messages = orphans = buckets = 0
     for prefix, chunk_end in _chunks(cursor, closed):
-        events = [e for e in await _list_events(store, prefix) if cursor < e.bucket <= closed]
+        events = [e for e in await list_events(store, prefix) if cursor < e.bucket <= closed]
         by_message: dict[str, list[Event]] = defaultdict(list)
         for event in events:
             by_message[event.message_id].append(event)
@@ -228,5 +230,5 @@ async def pending_events(
         if len(buckets) > _MAX_PENDING_BUCKETS:
             return None
         bucket = next_bucket(bucket)
-    found = await asyncio.gather(*(_list_events(store, f"{b}/{message_id}/") for b in buckets))
+    found = await asyncio.gather(*(list_events(store, f"{b}/{message_id}/") for b in buckets))
     return [e for group in found for e in group]

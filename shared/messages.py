@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
-from shared import reminders, sending
+from shared import preferences, reminders, sending, template_library
 from shared.auth import Seller
 from shared.compose import FollowedFile, followed_body
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -74,6 +74,10 @@ def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
 def _validate(body: ComposeIn, services: Services) -> list[_File]:
     if not (body.to or body.cc or body.bcc):
         raise InvalidInput("to", "at least one recipient is required in to, cc or bcc")
+    if body.template_id is None and not body.html:
+        raise InvalidInput("html", "is required unless template_id is given")
+    if body.template_id is not None and (body.html or body.subject):
+        raise InvalidInput("template_id", "leave subject and html empty to use a template")
     if body.send_at is not None:
         _check_future(services, body.send_at)
     if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
@@ -94,10 +98,10 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     """Create a message (followed or not), store it, and deliver it unless `send` is false.
     Everything is validated before the first write, so bad input stores nothing."""
     files = _validate(body, services)
+    body = await template_library.apply(services, seller, body)
     message_id = new_message_id(seller.email)
-    follow_reason = None
-    if body.follow and not await services.org.enabled():
-        follow_reason = "email engagement is turned off for the organisation"
+    decision = await _follow_decision(services, body)
+    if decision.state != "followed":
         body = body.model_copy(update={"follow": False})
     if body.reminder is not None:
         reminders.check(body.reminder, followed=body.follow, now=services.clock())
@@ -125,6 +129,10 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         for f in files
     ]
     uploads.append(store.message_blobs.upload_blob(f"{message_id}/body.html", html.encode("utf-8")))
+    if body.follow:  # kept to send unfollowed if a recipient's preference changes before sending
+        uploads.append(
+            store.message_blobs.upload_blob(f"{message_id}/original.html", body.html.encode())
+        )
     if links:
         uploads.append(
             store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links))
@@ -136,11 +144,12 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         "RowKey": message_id,
         "seller": seller.email,
         "subject": body.subject,
+        "template_id": body.template_id or "",
         "to": json.dumps(body.to),
         "cc": json.dumps(body.cc),
         "bcc": json.dumps(body.bcc),
         "status": "draft",
-        "follow_state": "followed" if body.follow else "not_followed",
+        "follow_state": decision.state,
         "created_at": now.isoformat(),
         "sent_at": "",
         "internet_message_id": "",
@@ -159,6 +168,8 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         ),
         **to_columns(Kpis()),
     }
+    if decision.blocked:
+        entity["blocked"] = json.dumps(decision.blocked)
     if body.reminder is not None:
         entity["reminder"] = reminders.as_column(body.reminder)
         await reminders.schedule(services, message_id, body.reminder.at.isoformat())
@@ -169,9 +180,57 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
     if body.send and body.send_at is None:
         entity.update(await sending.deliver(services, message_id))
     view = message_view(entity, from_columns(entity), links, html=html)
-    if follow_reason:
-        view["follow_reason"] = follow_reason
+    if decision.reason:
+        view["follow_reason"] = decision.reason
+    if decision.recipients == 1:
+        view["advice"] = await preferences.send_time_advice(
+            services, seller, [*body.to, *body.cc, *body.bcc]
+        )
     return view
+
+
+async def recipient_preferences(
+    services: Services, seller: Seller, message_id: str
+) -> dict[str, Any]:
+    """View preferences for a stored message: each recipient's Follow Email preference now,
+    and whether the message would be followed if it were sent now."""
+    entity = await _load(services, seller, message_id)
+    found = await preferences.recipient_preferences(
+        services, json.loads(entity["to"]), json.loads(entity["cc"]), json.loads(entity["bcc"])
+    )
+    return {
+        "id": message_id,
+        "status": entity["status"],
+        "message_follow_state": entity["follow_state"],
+        **found,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _FollowDecision:
+    state: str  # followed, not_followed (the seller's choice or the organisation's) or blocked
+    reason: str | None = None
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+    recipients: int = 0
+
+
+async def _follow_decision(services: Services, body: ComposeIn) -> _FollowDecision:
+    """Whether the message will be followed. The seller may choose not to; the organisation
+    may have turned engagement off; and a message is followable only when every To and Cc
+    recipient is a contact, lead or account record and no recipient, Bcc included, has
+    Follow Email set to Do Not Allow."""
+    recipients = len(dict.fromkeys(a.lower() for a in [*body.to, *body.cc, *body.bcc]))
+    if not body.follow:
+        return _FollowDecision("not_followed", recipients=recipients)
+    if not await services.org.enabled():
+        reason = "email engagement is turned off for the organisation"
+        return _FollowDecision("not_followed", reason, recipients=recipients)
+    found = await preferences.recipient_preferences(services, body.to, body.cc, body.bcc)
+    if found["follow_state"] == "followed":
+        return _FollowDecision("followed", recipients=recipients)
+    blocked = [r for r in found["recipients"] if not r["followable"]]
+    reason = "a recipient cannot be followed; see blocked_recipients"
+    return _FollowDecision("blocked", reason, blocked, recipients)
 
 
 async def _load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:

@@ -59,7 +59,10 @@ class ComposeIn(BaseModel):
     cc: list[EmailStr] = Field(default_factory=list, max_length=100)
     bcc: list[EmailStr] = Field(default_factory=list, max_length=100)
     subject: Annotated[str, Field(max_length=998)] = ""
-    html: str
+    html: str = ""
+    # A stored template: its subject and HTML, rendered for the recipient and the sender,
+    # replace `subject` and `html` (which must then be left empty).
+    template_id: Annotated[str | None, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None
     follow: bool = True
     attachments: list[AttachmentIn] = Field(default_factory=list)
     regarding: Regarding | None = None

@@ -3,7 +3,9 @@ send-time advice for a single recipient."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,24 +15,33 @@ from shared.auth import Seller
 from shared.runtime import Services
 
 
-async def recipient_preferences(services: Services, to: list[str], cc: list[str]) -> dict[str, Any]:
-    """Each To/Cc recipient's records and Follow Email preference, and what follow state a
-    message to them would get: followable only when every To and Cc recipient is a contact,
-    lead or account record and none of their records says Do Not Allow."""
+async def recipient_preferences(
+    services: Services, to: Sequence[str], cc: Sequence[str], bcc: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Each recipient's records and Follow Email preference, and what follow state a message
+    to them would get: followable only when every To and Cc recipient is a contact, lead or
+    account record and none of the recipients' records (Bcc included) says Do Not Allow.
+    A Bcc recipient need not be a record: copying a colleague must not stop following."""
+    roles: dict[str, str] = {}
+    for role, group in (("to", to), ("cc", cc), ("bcc", bcc)):
+        for address in group:
+            roles.setdefault(address.lower(), role)
+    addresses = list(roles)
+    found_all = await asyncio.gather(*(records.by_address(services, a) for a in addresses))
     recipients = []
     blocked = False
-    for address in dict.fromkeys(a.lower() for a in [*to, *cc]):
-        found = await records.by_address(services, address)
-        if not found:
-            reason = "not a contact, lead or account record"
-        elif any(r["follow_email"] == "do_not_allow" for r in found):
+    for address, found in zip(addresses, found_all, strict=True):
+        if any(r["follow_email"] == "do_not_allow" for r in found):
             reason = "Follow Email is Do Not Allow"
+        elif not found and roles[address] != "bcc":
+            reason = "not a contact, lead or account record"
         else:
             reason = ""
         blocked = blocked or bool(reason)
         recipients.append(
             {
                 "address": address,
+                "field": roles[address],
                 "followable": not reason,
                 "reason": reason or None,
                 "records": [

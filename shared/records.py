@@ -13,9 +13,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared import sending
 from shared.errors import InvalidInput, NotFound
 from shared.runtime import Services
-from shared.sending import index_key
 
 RecordType = Literal["contact", "lead", "account"]
 RECORD_TYPES: tuple[str, ...] = ("contact", "lead", "account")
@@ -69,7 +69,7 @@ def _view(row: Any) -> dict[str, Any]:
 
 
 def _address_partition(email: str) -> str:
-    return f"addr-{index_key(email.strip().lower())}"
+    return f"addr-{sending.index_key(email.strip().lower())}"
 
 
 async def _index(services: Services, record_type: str, record_id: str, emails: list[str]) -> None:

@@ -13,9 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared import alerts
 from shared.errors import InvalidInput
 from shared.ids import partition_of
 from shared.kpis import from_columns
@@ -90,21 +91,19 @@ async def _fire_one(services: Services, row: Any) -> str:
     kpis = from_columns(entity)
     fire = holds(reminder["condition"], kpis.opens, kpis.replies)
     if fire:
-        with contextlib.suppress(ResourceExistsError):
-            await services.store.alerts.create_entity(
-                {
-                    "PartitionKey": entity["PartitionKey"],
-                    "RowKey": f"reminder-{message_id}-{reminder['at'][:19].replace(':', '')}",
-                    "kind": "reminder",
-                    "priority": "high",
-                    "message_id": message_id,
-                    "subject": reminder["title"],
-                    "regarding": entity.get("regarding", ""),
-                    "created_at": services.clock().isoformat(),
-                    "snoozed_until": "",
-                    "dismissed": False,
-                }
-            )
+        await alerts.create(
+            services.store,
+            {
+                "PartitionKey": entity["PartitionKey"],
+                "RowKey": f"reminder-{message_id}-{reminder['at'][:19].replace(':', '')}",
+                "kind": "reminder",
+                "priority": "high",
+                "message_id": message_id,
+                "subject": reminder["title"],
+                "regarding": entity.get("regarding", ""),
+                "created_at": services.clock().isoformat(),
+            },
+        )
     reminder["state"] = "fired" if fire else "satisfied"
     reminder["closed_at"] = services.clock().isoformat()
     # If the message changed meanwhile this raises, the due row stays, and the next cycle

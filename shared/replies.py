@@ -12,6 +12,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared import template_library
 from shared.ids import partition_of
 from shared.kpis import Occurrence, from_columns, to_columns
 from shared.runtime import Services
@@ -116,6 +117,10 @@ async def record_reply(
         updated = replace(kpis, replies=len(replies), first=first, last=last)
         if updated == kpis:
             return
+        if kpis.replies == 0 and replies:  # before the count is stored: a crash loses nothing
+            await template_library.mark(
+                services.store, entity.get("template_id", ""), message_id, "replied"
+            )
         patch: dict[str, Any] = {"PartitionKey": keys["partition_key"], "RowKey": message_id}
         patch.update(to_columns(updated))
         try:

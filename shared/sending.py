@@ -22,6 +22,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared import preferences, template_library
 from shared.delivery import Attachment, Outgoing
 from shared.errors import Conflict
 from shared.ids import partition_of
@@ -65,16 +66,19 @@ async def unschedule(services: Services, message_id: str, send_at: datetime) -> 
         await services.store.schedule.delete_entity(_DUE, _schedule_key(send_at, message_id))
 
 
-async def outgoing(services: Services, entity: dict[str, Any]) -> Outgoing:
-    """The message as the backend needs it: the delivered body and the direct attachments."""
+async def outgoing(services: Services, entity: dict[str, Any], *, followed: bool) -> Outgoing:
+    """The message as the backend needs it: the delivered body and the direct attachments.
+    A message that may no longer be followed goes out as the seller wrote it, every file
+    attached directly."""
     store = services.store
     message_id = entity["RowKey"]
-    body = await store.message_blobs.download_blob(f"{message_id}/body.html")
+    name = "body.html" if followed or entity["follow_state"] != "followed" else "original.html"
+    body = await store.message_blobs.download_blob(f"{message_id}/{name}")
     files = []
     for item in json.loads(entity["attachments"]):
-        if not item["followed"]:
-            name = attachment_blob_name(message_id, item["index"], followed=False)
-            content = await (await store.attachments.download_blob(name)).readall()
+        if not item["followed"] or not followed:
+            blob = attachment_blob_name(message_id, item["index"], followed=item["followed"])
+            content = await (await store.attachments.download_blob(blob)).readall()
             files.append(Attachment(item["name"], item["content_type"], content))
     return Outgoing(
         message_id=message_id,
@@ -86,6 +90,18 @@ async def outgoing(services: Services, entity: dict[str, Any]) -> Outgoing:
         html=(await body.readall()).decode("utf-8"),
         attachments=files,
     )
+
+
+async def _now_blocked(services: Services, entity: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recipients who stopped allowing following (or stopped being records) between
+    compose and sending: preferences are honoured when the mail leaves, not only when it
+    was written."""
+    if entity["follow_state"] != "followed":
+        return []
+    found = await preferences.recipient_preferences(
+        services, json.loads(entity["to"]), json.loads(entity["cc"]), json.loads(entity["bcc"])
+    )
+    return [r for r in found["recipients"] if not r["followable"]]
 
 
 async def _claim(services: Services, message_id: str) -> dict[str, Any] | None:
@@ -126,10 +142,16 @@ async def deliver(services: Services, message_id: str) -> dict[str, Any]:
     if entity is None:
         raise Conflict("the message was already sent, cancelled or is being sent")
     send_at = datetime.fromisoformat(entity["send_at"]) if entity.get("send_at") else None
-    receipt = await services.delivery.deliver(await outgoing(services, entity), send_at=send_at)
+    blocked = await _now_blocked(services, entity)
+    message = await outgoing(services, entity, followed=not blocked)
+    receipt = await services.delivery.deliver(message, send_at=send_at)
+    # Counted before the status is written, so a crash in between loses nothing: a retry
+    # goes through the backend's "never twice" and marks again, idempotently.
+    await template_library.mark(services.store, entity.get("template_id", ""), message_id, "sent")
     patch = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": message_id,
+        **(_unfollowed(entity, blocked) if blocked else {}),
         "status": "sent",
         "sent_at": receipt.sent_at.isoformat(),
         "internet_message_id": receipt.internet_message_id,
@@ -142,6 +164,11 @@ async def deliver(services: Services, message_id: str) -> dict[str, Any]:
     if send_at is not None:
         await unschedule(services, message_id, send_at)
     return patch
+
+
+def _unfollowed(entity: dict[str, Any], blocked: list[dict[str, Any]]) -> dict[str, Any]:
+    # The attachments column keeps each file's "followed" flag: it names the stored blob.
+    return {"follow_state": "blocked", "blocked": json.dumps(blocked)}
 
 
 def index_partition(kind: str, seller_partition: str) -> str:

@@ -37,7 +37,11 @@ RECORDS_TABLE = "records"
 ALERTS_TABLE = "alerts"
 REMINDERS_TABLE = "reminders"
 RECORDS_INDEX_TABLE = "recordindex"
+TEMPLATES_TABLE = "templates"
+TEMPLATE_STATS_TABLE = "templatestats"
+WEBHOOKS_TABLE = "webhooks"
 TABLES = (
+    WEBHOOKS_TABLE,
     ALERTS_TABLE,
     REMINDERS_TABLE,
     RECORDS_TABLE,
@@ -49,6 +53,8 @@ TABLES = (
     MESSAGE_INDEX_TABLE,
     MAILBOXES_TABLE,
     ACTIVITIES_TABLE,
+    TEMPLATES_TABLE,
+    TEMPLATE_STATS_TABLE,
 )
 
 # The tracking write must finish well inside the folding grace period, and a recipient's
@@ -143,6 +149,18 @@ class Store:
     @cached_property
     def records_index(self) -> TableClient:
         return self.table_service.get_table_client(RECORDS_INDEX_TABLE)
+
+    @cached_property
+    def templates(self) -> TableClient:
+        return self.table_service.get_table_client(TEMPLATES_TABLE)
+
+    @cached_property
+    def webhooks(self) -> TableClient:
+        return self.table_service.get_table_client(WEBHOOKS_TABLE)
+
+    @cached_property
+    def template_stats(self) -> TableClient:
+        return self.table_service.get_table_client(TEMPLATE_STATS_TABLE)
 
     async def read_sas_url(
         self, container: str, blob: str, *, minutes: int, now: datetime | None = None

@@ -25,6 +25,7 @@ def message_view(
     """A message with its KPIs, per-link and per-attachment counts and its timeline."""
     attachments = json.loads(entity.get("attachments") or "[]")
     sent_at = parse_time(entity.get("sent_at"))
+    followed = entity["follow_state"] == "followed"
     view: dict[str, Any] = {
         "id": entity["RowKey"],
         "status": entity["status"],
@@ -53,7 +54,13 @@ def message_view(
             for i, url in enumerate(links)
         ],
         "attachments": [
-            {**a, "views": kpis.views_by_attachment.get(a["index"], 0) if a["followed"] else None}
+            {
+                **a,
+                "followed": a["followed"] and followed,
+                "views": kpis.views_by_attachment.get(a["index"], 0)
+                if a["followed"] and followed
+                else None,
+            }
             for a in attachments
         ],
         "timeline": [
@@ -67,6 +74,8 @@ def message_view(
             for t in timeline(kpis, sent_at)
         ],
     }
+    if entity.get("blocked"):
+        view["blocked_recipients"] = json.loads(entity["blocked"])
     if html is not None:
         view["html"] = html
     return view

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.deps import SellerDep, ServicesDep
-from shared import alerts
+from shared import alerts, webhooks
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class SnoozeIn(BaseModel):
@@ -37,3 +43,22 @@ async def snooze(
 async def dismiss(alert_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Hide an alert for good."""
     return await alerts.dismiss(services, seller, alert_id)
+
+
+@router.put("/webhook")
+async def set_webhook(body: WebhookIn, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Push new alerts to this https URL, signed; the answer shows the secret once."""
+    local = services.settings.environment == "local"
+    return await webhooks.configure(services.store, seller.key, body.url, local=local)
+
+
+@router.get("/webhook")
+async def get_webhook(seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """The webhook alerts are pushed to (404 when there is none)."""
+    return await webhooks.read(services.store, seller.key)
+
+
+@router.delete("/webhook", status_code=204)
+async def delete_webhook(seller: SellerDep, services: ServicesDep) -> None:
+    """Stop pushing alerts."""
+    await webhooks.remove(services.store, seller.key)

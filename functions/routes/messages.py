@@ -55,6 +55,14 @@ async def cancel_reminder(
     return await messages.cancel_reminder(services, seller, message_id)
 
 
+@router.get("/{message_id}/preferences")
+async def view_preferences(
+    message_id: str, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """The recipients' Follow Email preferences for this message (view preferences)."""
+    return await messages.recipient_preferences(services, seller, message_id)
+
+
 @router.get("/{message_id}")
 async def get_message(
     message_id: str,
@@ -74,7 +82,7 @@ async def list_messages(
     order: str = "desc",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     continuation: str | None = None,
-    follow_state: Literal["followed", "not_followed", "any"] = "followed",
+    follow_state: Literal["followed", "not_followed", "blocked", "any"] = "followed",
 ) -> dict[str, Any]:
     """All followed emails with their KPI columns, sortable and paged."""
     return await messages.list_messages(

@@ -48,9 +48,10 @@ async def view_preferences(
     services: ServicesDep,
     to: Annotated[list[EmailStr], Query()],
     cc: Annotated[list[EmailStr], Query()] = [],  # noqa: B006  (FastAPI copies defaults)
+    bcc: Annotated[list[EmailStr], Query()] = [],  # noqa: B006
 ) -> dict[str, Any]:
     """Whether a message to these recipients may be followed, and why not."""
-    return await preferences.recipient_preferences(services, list(to), list(cc))
+    return await preferences.recipient_preferences(services, list(to), list(cc), list(bcc))
 
 
 @router.get("/advice")

@@ -19,6 +19,7 @@ from azure.functions.timer import TimerRequest
 
 import shared.auth
 import shared.runtime
+from shared import records
 from shared.config import get_settings
 from shared.storage import ensure_storage
 from tests.utils.azurite import ROOT
@@ -49,6 +50,7 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
         "retry_failed_items",
         "purge_old_interactions",
         "fire_reminders",
+        "alert_first_opens",
     }
     http = functions["http_app_func"].get_trigger().get_dict_repr()
     assert http["type"] == "httpTrigger"
@@ -64,6 +66,7 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
         ("retry_failed_items", "%RETRY_SCHEDULE%"),
         ("purge_old_interactions", "%RETENTION_SCHEDULE%"),
         ("fire_reminders", "%REMINDER_SCHEDULE%"),
+        ("alert_first_opens", "%ALERT_SCHEDULE%"),
     ):
         binding = functions[name].get_trigger().get_dict_repr()
         assert binding["schedule"] == setting and binding["runOnStartup"] is False
@@ -91,6 +94,8 @@ async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, 
     services = shared.runtime.get_services()
     await ensure_storage(services.store)
     token = shared.auth.make_dev_token(services.settings, "glue@contoso.example")
+    customer = compose_body()["to"][0]
+    await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
     created = await call_http(
         function_app, "POST", "http://localhost/api/messages",
         body=json.dumps(compose_body()).encode(),
@@ -120,6 +125,31 @@ async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) ->
     await timer(timer=TimerRequest(past_due=True))
     cursor = await services.store.state.get_entity("fold", "cursor")
     assert cursor["bucket"]
+
+
+async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
+    function_app: dict[str, Any],
+) -> None:
+    services = shared.runtime.get_services()
+    await ensure_storage(services.store)
+    token = shared.auth.make_dev_token(services.settings, "glue.alert@contoso.example")
+    customer = "glue.customer@fabrikam.example"
+    await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
+    created = await call_http(
+        function_app, "POST", "http://localhost/api/messages",
+        body=json.dumps(compose_body(to=[customer])).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    html = json.loads(created.get_body())["html"]
+    pixel = re.search(r'src="http://track\.test(/t/o/[^"]+)"', html).group(1)  # type: ignore[union-attr]
+    await call_http(function_app, "GET", f"http://localhost{pixel}")
+    timer = function_app["alert_first_opens"].get_user_function()
+    await timer(timer=TimerRequest(past_due=False))
+    listed = await call_http(
+        function_app, "GET", "http://localhost/api/alerts",
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert [a["kind"] for a in json.loads(listed.get_body())["alerts"]] == ["first_open"]
 
 
 def test_tracking_path_does_not_import_graph(app_env: None) -> None:

@@ -1,0 +1,47 @@
+"""Seller API: the organisation's email templates and how each performs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from functions.deps import SellerDep, ServicesDep
+from shared import template_library
+from shared.template_library import TemplateIn, TemplatePatch
+
+router = APIRouter(prefix="/api/templates", tags=["templates"])
+
+
+@router.post("", status_code=201)
+async def create(body: TemplateIn, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Create a template (422 naming `subject` or `html` if it would not render)."""
+    return await template_library.create(services, seller, body)
+
+
+@router.get("")
+async def list_templates(
+    _: SellerDep, services: ServicesDep, sort: str = "name", order: str = "asc"
+) -> dict[str, Any]:
+    """Every template with its sent count, open and reply rates and `recommended`."""
+    return {"items": await template_library.list_templates(services, sort=sort, order=order)}
+
+
+@router.get("/{template_id}")
+async def read(template_id: str, _: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    return await template_library.get(services, template_id)
+
+
+@router.patch("/{template_id}")
+async def update(
+    template_id: str, body: TemplatePatch, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Change a template's name, subject or HTML (its creator or an admin)."""
+    return await template_library.update(services, seller, template_id, body)
+
+
+@router.delete("/{template_id}", status_code=204)
+async def delete(template_id: str, seller: SellerDep, services: ServicesDep) -> Response:
+    """Archive a template: gone from the list and compose, kept for the mail sent with it."""
+    await template_library.delete(services, seller, template_id)
+    return Response(status_code=204)
