@@ -22,7 +22,9 @@ async def fold_events(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logger.info("fold timer is past due; catching up")
     services = get_services()
-    report = await fold_cycle(services.store, grace=services.grace)
+    report = await fold_cycle(
+        services.store, grace=services.grace, counted=services.settings.counted
+    )
     logger.info(
         "folded %s events of %s messages up to %s", report.events, report.messages, report.cursor
     )

@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from functions.routes import admin, alerts, messages, records, templates, tracking
+from functions.routes import admin, alerts, health, messages, records, templates, tracking
+from shared import telemetry
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.runtime import Services, get_services
 
@@ -134,14 +135,11 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.include_router(records.router)
     app.include_router(alerts.router)
     app.include_router(templates.router)
+    app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):
         app.add_exception_handler(error, _domain_error)
 
     app.add_middleware(BodyLimit, limit=lambda: _request_limit(services()))
-
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.add_middleware(telemetry.RequestTimer)  # outermost: times refused requests too
     return app

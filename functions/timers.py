@@ -9,6 +9,7 @@ import logging
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.reminders import reminder_cycle
 from shared.retention import purge_cycle
 from shared.runtime import get_services, import_off_loop
@@ -35,7 +36,8 @@ async def sync_mailboxes(timer: func.TimerRequest) -> None:
     sync = await import_off_loop("shared.sync")
     if timer.past_due:
         logger.info("sync timer is past due")
-    reports = await sync.sync_cycle(get_services())
+    with telemetry.timed_cycle("sync"):
+        reports = await sync.sync_cycle(get_services())
     logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))
 
 
@@ -45,7 +47,8 @@ async def retry_failed_items(timer: func.TimerRequest) -> None:
     sync = await import_off_loop("shared.sync")
     if timer.past_due:
         logger.info("retry timer is past due")
-    reports = await sync.sync_cycle(get_services(), retry=True)
+    with telemetry.timed_cycle("retry"):
+        reports = await sync.sync_cycle(get_services(), retry=True)
     logger.info(
         "retry: %s mailboxes, %s still failing", len(reports), sum(r.failed for r in reports)
     )

@@ -249,6 +249,8 @@ var appSettings = union({
   REMINDER_SCHEDULE: '0 */15 * * * *'
   RETENTION_SCHEDULE: '0 30 2 * * *'
   ALERT_SCHEDULE: '*/5 * * * * *'
+  // Which event classes the headline KPIs count (docs/measurement.md).
+  COUNTED_CLASSES: '["human","privacy_proxy"]'
 }, useGraphSecret ? {
   GRAPH_TENANT_ID: tenant().tenantId
   GRAPH_CLIENT_ID: graphClientId

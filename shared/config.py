@@ -17,6 +17,8 @@ AZURITE_CONNECTION_STRING = (
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
+EventClass = Literal["human", "privacy_proxy", "unknown", "scanner"]
+_COUNTED_BY_DEFAULT: tuple[EventClass, ...] = ("human", "privacy_proxy")
 _PLACEHOLDERS = {DEV_TOKEN_KEY, DEV_AUTH_KEY, "changethis", "secret", ""}
 
 
@@ -85,6 +87,12 @@ class Settings(BaseSettings):
     # First-open alerts (without waiting for the fold) and webhook deliveries.
     alert_schedule: str = "*/5 * * * * *"
 
+    # Telemetry to Application Insights (shared/telemetry.py); none when unset.
+    applicationinsights_connection_string: SecretStr | None = None
+    # Which classes of events the headline opens, clicks and attachment views count
+    # (docs/measurement.md); every class is shown beside them either way.
+    counted_classes: list[EventClass] = Field(default_factory=lambda: [*_COUNTED_BY_DEFAULT])
+
     @field_validator("token_keys")
     @classmethod
     def _kids_are_short(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -124,6 +132,11 @@ class Settings(BaseSettings):
         ):
             raise ValueError("AUTH_MODE=entra needs ENTRA_ISSUER, ENTRA_AUDIENCE, ENTRA_JWKS_URL")
         return self
+
+    @property
+    def counted(self) -> frozenset[str]:
+        """The counted classes, plus "" (events recorded before classification)."""
+        return frozenset({*self.counted_classes, ""})
 
     @property
     def tracking_host(self) -> str:

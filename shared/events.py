@@ -36,6 +36,11 @@ class Event:
     user_agent: str
     ip: str
     method: str = "GET"
+    has_accept: bool = True  # the request carried an Accept header (mail clients do)
+    # Who made it (shared/classify.py): human, scanner, privacy_proxy or unknown, and why.
+    # "" for an event not classified yet.
+    label: str = ""
+    reasons: tuple[str, ...] = ()
 
     @property
     def bucket(self) -> str:
@@ -54,6 +59,9 @@ class Event:
             "ua": quote(self.user_agent, safe=""),
             "ip": self.ip,
             "method": self.method,
+            "acc": "1" if self.has_accept else "0",
+            "cls": self.label,
+            "why": " ".join(self.reasons),
         }
 
     def body(self) -> bytes:
@@ -67,6 +75,9 @@ class Event:
             "user_agent": self.user_agent,
             "ip": self.ip,
             "method": self.method,
+            "has_accept": self.has_accept,
+            "class": self.label,
+            "reasons": list(self.reasons),
         }
         return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
@@ -79,6 +90,7 @@ def new_event(
     user_agent: str,
     ip: str,
     method: str = "GET",
+    has_accept: bool = True,
     at: datetime | None = None,
 ) -> Event:
     """An event stamped now, with its user agent cut to a sane length."""
@@ -92,6 +104,7 @@ def new_event(
         user_agent=user_agent[:MAX_USER_AGENT],
         ip=ip,
         method=method,
+        has_accept=has_accept,
     )
 
 
@@ -113,6 +126,9 @@ def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
             user_agent=unquote(metadata.get("ua") or ""),
             ip=metadata.get("ip") or "",
             method=metadata.get("method") or "GET",
+            has_accept=metadata.get("acc", "1") != "0",
+            label=metadata.get("cls") or "",
+            reasons=tuple((metadata.get("why") or "").split()),
         )
     except (KeyError, ValueError):
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared import alerts, template_library
+from shared import alerts, telemetry, template_library
 from shared.events import (
     BUCKET_SECONDS,
     Event,
@@ -34,13 +34,26 @@ from shared.events import (
     next_bucket,
 )
 from shared.ids import partition_of
-from shared.kpis import fold, from_columns, occurrence, to_columns
+from shared.kpis import (
+    COUNTED,
+    counts,
+    fold,
+    from_columns,
+    non_scanner_opens,
+    occurrence,
+    to_columns,
+)
+from shared.labelling import label_message
+from shared.mailclient import mail_client
 from shared.storage import Store
 
 logger = logging.getLogger(__name__)
 _CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
 _MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
 _BATCH = 100  # table transactions take at most 100 operations
+_CONTEXT_COLUMNS = [
+    "RowKey", "kind", "index", "at", "user_agent", "ip", "method", "has_accept", "label", "reasons"
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +132,13 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
                 "at": e.at.isoformat(),
                 "bucket": e.bucket,
                 "device": occurrence(e).device,
+                "client": mail_client(e.user_agent),
                 "user_agent": e.user_agent,
                 "ip": e.ip,
                 "method": e.method,
+                "has_accept": e.has_accept,
+                "label": e.label,
+                "reasons": " ".join(e.reasons),
             },
         )
         for e in events
@@ -130,20 +147,61 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
         await store.events.submit_transaction(rows[start : start + _BATCH])
 
 
-async def apply_events(store: Store, message_id: str, events: list[Event]) -> bool:
-    """Merge one message's events into its KPIs; False when the message does not exist."""
+async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[Event]:
+    """The message's events already folded (the context of the message-level stage)."""
+    found = []
+    async for row in store.events.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": message_id}, select=_CONTEXT_COLUMNS
+    ):
+        if row["RowKey"] in skip or row.get("kind") not in ("open", "click", "attachment"):
+            continue
+        found.append(
+            Event(
+                event_id=row["RowKey"],
+                message_id=message_id,
+                kind=row["kind"],
+                index=int(row["index"]),
+                at=datetime.fromisoformat(row["at"]),
+                user_agent=row.get("user_agent") or "",
+                ip=row.get("ip") or "",
+                method=row.get("method") or "GET",
+                has_accept=bool(row.get("has_accept", True)),
+                label=row.get("label") or "",
+                reasons=tuple((row.get("reasons") or "").split()),
+            )
+        )
+    return found
+
+
+async def apply_events(
+    store: Store, message_id: str, events: list[Event], counted: frozenset[str] = COUNTED
+) -> bool:
+    """Label one message's new events (judged with its folded ones), record them in the
+    events table and merge them into its KPIs; False when the message does not exist."""
     keys = {"partition_key": partition_of(message_id), "row_key": message_id}
+    try:
+        entity = await store.messages.get_entity(**keys)
+    except ResourceNotFoundError:
+        return False
+    sent_at = _parse_time(entity.get("sent_at", ""))
+    folded = await _folded_events(store, message_id, {e.event_id for e in events})
+    events = label_message(events, folded, sent_at, int(entity.get("link_count") or 0))
+    await _write_rows(store, message_id, events)
+    for (kind, label), n in Counter((e.kind, e.label or "unknown") for e in events).items():
+        telemetry.record_events(kind, label, n)
     for _ in range(20):
-        try:
-            entity = await store.messages.get_entity(**keys)
-        except ResourceNotFoundError:
-            return False
         current = from_columns(entity)
-        updated = fold(current, events, _parse_time(entity.get("sent_at", "")))
+        updated = fold(current, events, sent_at, counted)
         if updated == current:
             return True
-        if current.opens == 0 and updated.first_opened_at is not None:
-            await alerts.first_open(store, dict(entity), updated.first_opened_at)
+        if current.opens == non_scanner_opens(current) == 0 < non_scanner_opens(updated):
+            first = min(
+                e.at
+                for e in events
+                if e.kind == "open" and e.label != "scanner" and counts(e, sent_at)
+            )
+            await alerts.first_open(store, dict(entity), first)
+        if current.opens == 0 and updated.opens > 0:
             await template_library.mark(store, entity.get("template_id", ""), message_id, "opened")
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
@@ -159,7 +217,11 @@ async def apply_events(store: Store, message_id: str, events: list[Event]) -> bo
             )
             return True
         except ResourceModifiedError:
-            continue  # someone else changed the message: read again and re-fold
+            # someone else changed the message: read again and re-fold
+            try:
+                entity = await store.messages.get_entity(**keys)
+            except ResourceNotFoundError:
+                return False
     raise RuntimeError("message KPIs kept changing under the fold")
 
 
@@ -180,7 +242,13 @@ async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | Non
     return (await _read_cursor(store))[1]
 
 
-async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timedelta) -> FoldReport:
+async def fold_cycle(
+    store: Store,
+    *,
+    now: datetime | None = None,
+    grace: timedelta,
+    counted: frozenset[str] = COUNTED,
+) -> FoldReport:
     """Fold every closed bucket since the cursor. Safe to run twice or concurrently."""
     moment = now or datetime.now(UTC)
     closed = last_closed_bucket(moment, grace)
@@ -203,8 +271,7 @@ async def fold_cycle(store: Store, *, now: datetime | None = None, grace: timede
         for event in events:
             by_message[event.message_id].append(event)
         for message_id, items in by_message.items():
-            await _write_rows(store, message_id, items)
-            if not await apply_events(store, message_id, items):
+            if not await apply_events(store, message_id, items, counted):
                 orphans += len(items)
         total_events += len(events)
         messages += len(by_message)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.events import Event
+from shared.mailclient import mail_client
 from shared.useragent import device_type
 
 
@@ -56,6 +57,9 @@ class Kpis:
     clicks_by_link: dict[int, int] = field(default_factory=dict)
     views_by_attachment: dict[int, int] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
+    # Every event after sending by kind and class, counted or not ({"open": {"scanner": 3}}).
+    by_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    clients: dict[str, int] = field(default_factory=dict)  # counted opens by mail client
     first: dict[str, Occurrence] = field(default_factory=dict)
     last: dict[str, Occurrence] = field(default_factory=dict)
     folded_bucket: str = ""
@@ -69,9 +73,19 @@ class Kpis:
         return self.last["open"].at if "open" in self.last else None
 
 
+# The classes the headline KPIs count by default: people, and privacy proxies (the open
+# happened; only who and when are hidden). "" is an event recorded before classification.
+COUNTED: frozenset[str] = frozenset({"human", "privacy_proxy", ""})
+
+
 def counts(event: Event, sent_at: datetime | None) -> bool:
-    """Whether an event counts: only what happened after the message went out."""
+    """Whether an event happened after the message went out (before, it is a preview)."""
     return sent_at is not None and event.at >= sent_at
+
+
+def non_scanner_opens(kpis: Kpis) -> int:
+    """Opens after sending that no scanner made (the first one raises the alert)."""
+    return sum(n for label, n in kpis.by_class.get("open", {}).items() if label != "scanner")
 
 
 def occurrence(event: Event) -> Occurrence:
@@ -79,8 +93,15 @@ def occurrence(event: Event) -> Occurrence:
     return Occurrence(event.kind, event.at, event.index, device_type(event.user_agent))
 
 
-def fold(kpis: Kpis, events: Iterable[Event], sent_at: datetime | None) -> Kpis:
-    """`kpis` plus the events from buckets newer than the ones it already holds."""
+def fold(
+    kpis: Kpis,
+    events: Iterable[Event],
+    sent_at: datetime | None,
+    counted: frozenset[str] = COUNTED,
+) -> Kpis:
+    """`kpis` plus the events from buckets newer than the ones it already holds. Every
+    event is tallied by class; the headline counters, per-link and per-attachment counts,
+    devices and the timeline take only the `counted` classes."""
     fresh = sorted(
         (e for e in events if e.bucket > kpis.folded_bucket), key=lambda e: (e.at, e.event_id)
     )
@@ -94,9 +115,16 @@ def fold(kpis: Kpis, events: Iterable[Event], sent_at: datetime | None) -> Kpis:
     )
     by_link, by_attachment = dict(kpis.clicks_by_link), dict(kpis.views_by_attachment)
     devices, first, last = dict(kpis.devices), dict(kpis.first), dict(kpis.last)
+    by_class = {kind: dict(tally) for kind, tally in kpis.by_class.items()}
+    clients = dict(kpis.clients)
     for event in fresh:
         if not counts(event, sent_at):
             previews += 1
+            continue
+        tally = by_class.setdefault(event.kind, {})
+        label = event.label or "unknown"
+        tally[label] = tally.get(label, 0) + 1
+        if event.label not in counted:
             continue
         seen = occurrence(event)
         first.setdefault(event.kind, seen)
@@ -104,6 +132,8 @@ def fold(kpis: Kpis, events: Iterable[Event], sent_at: datetime | None) -> Kpis:
         if event.kind == "open":
             opens += 1
             devices[seen.device] = devices.get(seen.device, 0) + 1
+            client = mail_client(event.user_agent)
+            clients[client] = clients.get(client, 0) + 1
         elif event.kind == "click":
             clicks += 1
             by_link[event.index] = by_link.get(event.index, 0) + 1
@@ -119,6 +149,8 @@ def fold(kpis: Kpis, events: Iterable[Event], sent_at: datetime | None) -> Kpis:
         clicks_by_link=by_link,
         views_by_attachment=by_attachment,
         devices=devices,
+        by_class=by_class,
+        clients=clients,
         first=first,
         last=last,
         folded_bucket=max(kpis.folded_bucket, max(e.bucket for e in fresh)),
@@ -171,6 +203,8 @@ def to_columns(kpis: Kpis) -> dict[str, Any]:
         "clicks_by_link": json.dumps(kpis.clicks_by_link),
         "views_by_attachment": json.dumps(kpis.views_by_attachment),
         "devices": json.dumps(kpis.devices),
+        "by_class": json.dumps(kpis.by_class),
+        "clients": json.dumps(kpis.clients),
         "first_json": json.dumps({k: o.to_json() for k, o in kpis.first.items()}),
         "last_json": json.dumps({k: o.to_json() for k, o in kpis.last.items()}),
         "folded_bucket": kpis.folded_bucket,
@@ -192,6 +226,11 @@ def from_columns(row: Mapping[str, Any]) -> Kpis:
         clicks_by_link=maps["clicks_by_link"],
         views_by_attachment=maps["views_by_attachment"],
         devices={k: int(v) for k, v in json.loads(row.get("devices") or "{}").items()},
+        by_class={
+            kind: {label: int(n) for label, n in tally.items()}
+            for kind, tally in json.loads(row.get("by_class") or "{}").items()
+        },
+        clients={k: int(v) for k, v in json.loads(row.get("clients") or "{}").items()},
         first={
             k: Occurrence.from_json(v) for k, v in json.loads(row.get("first_json") or "{}").items()
         },

@@ -23,6 +23,7 @@ from shared.events import BUCKET_SECONDS, Event, bucket_of
 from shared.folding import pending_events, read_cursor
 from shared.ids import is_message_id, new_message_id, partition_of
 from shared.kpis import Kpis, counts, fold, from_columns, occurrence, to_columns
+from shared.labelling import label_event
 from shared.listing import page
 from shared.models import ComposeIn, ReminderIn
 from shared.runtime import Services
@@ -32,6 +33,7 @@ from shared.views import list_item, message_view, parse_time
 _LIST_COLUMNS = [
     "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
     "opens", "last_opened_at", "first_opened_at", "link_clicks", "attachment_views", "replies",
+    "by_class",
 ]  # fmt: skip
 
 
@@ -167,6 +169,7 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
             ]
         ),
         **to_columns(Kpis()),
+        "link_count": len(links),
     }
     if decision.blocked:
         entity["blocked"] = json.dumps(decision.blocked)
@@ -353,8 +356,9 @@ async def get(
     # No event of this message can be older than the message itself.
     created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
     after = max(cursor, stored.folded_bucket, bucket_of(created))
-    pending = await pending_events(services.store, message_id, after, services.clock())
-    kpis = fold(stored, pending or [], sent_at)
+    found = await pending_events(services.store, message_id, after, services.clock())
+    pending = None if found is None else [label_event(e, sent_at) for e in found]
+    kpis = fold(stored, pending or [], sent_at, services.settings.counted)
     view = message_view(entity, kpis, await _links(services, entity))
     view["kpis_complete"] = pending is not None
     if full_history:
@@ -365,15 +369,19 @@ async def get(
 async def _history(
     services: Services, message_id: str, pending: list[Event], sent_at: datetime | None
 ) -> list[dict[str, Any]]:
+    counted = services.settings.counted
     rows = [
         {
             "event": row["kind"],
             "at": row["at"],
             "index": row["index"],
             "device": row["device"],
+            "class": row.get("label") or None,
+            "reasons": (row.get("reasons") or "").split(),
             "counted": row["kind"] != "auto_reply"
             and sent_at is not None
-            and datetime.fromisoformat(row["at"]) >= sent_at,
+            and datetime.fromisoformat(row["at"]) >= sent_at
+            and (row["kind"] == "reply" or row.get("label", "") in counted),
         }
         async for row in services.store.events.query_entities(
             "PartitionKey eq @pk", parameters={"pk": message_id}
@@ -389,7 +397,9 @@ async def _history(
                     "at": event.at.isoformat(),
                     "index": event.index,
                     "device": occurrence(event).device,
-                    "counted": counts(event, sent_at),
+                    "class": event.label,
+                    "reasons": list(event.reasons),
+                    "counted": counts(event, sent_at) and event.label in counted,
                 }
             )
     rows.sort(key=lambda r: r["at"], reverse=True)

@@ -21,6 +21,8 @@ from shared import alerts
 from shared.events import BUCKET_SECONDS, Event, bucket_of
 from shared.folding import list_events
 from shared.ids import partition_of
+from shared.kpis import from_columns, non_scanner_opens
+from shared.labelling import label_event
 from shared.storage import Store
 
 _REMEMBERED = 100_000  # message ids a worker remembers as alerted (or not followable)
@@ -43,8 +45,9 @@ def _remember(message_id: str) -> None:
 
 
 def _first_counted(opens: list[Event], sent_at: datetime) -> Event | None:
-    """The first open after sending (earlier ones are the seller's previews)."""
-    counted = [e for e in opens if e.at >= sent_at]
+    """The first open after sending that no scanner made (earlier ones are the seller's
+    previews; the fold may still find a scanner the per-event stage did not)."""
+    counted = [e for e in opens if e.at >= sent_at and label_event(e, sent_at).label != "scanner"]
     return min(counted, key=lambda e: e.at) if counted else None
 
 
@@ -53,7 +56,8 @@ async def _check(store: Store, message_id: str, opens: list[Event]) -> bool:
         entity = await store.messages.get_entity(partition_of(message_id), message_id)
     except ResourceNotFoundError:
         return False  # not a message of ours (or being erased): nothing to alert
-    if entity.get("follow_state") != "followed" or int(entity.get("opens") or 0) > 0:
+    kpis = from_columns(entity)
+    if entity.get("follow_state") != "followed" or kpis.opens or non_scanner_opens(kpis):
         _remember(message_id)  # not followed, or already opened (and alerted) before
         return False
     if not entity.get("sent_at"):

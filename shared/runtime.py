@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.auth import Authenticator
 from shared.config import Settings, get_settings
 from shared.delivery import DeliveryBackend, OutboxBackend, Outgoing, Receipt
@@ -121,4 +122,5 @@ def get_services() -> Services:
     global _services
     if _services is None:
         _services = build_services(get_settings())
+        telemetry.configure(_services.settings)  # once per worker: HTTP and timers come here
     return _services

@@ -22,6 +22,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
+from shared import telemetry
 from shared.activities import (
     Cycle,
     SyncReport,
@@ -136,6 +137,7 @@ async def _clear_failure(cycle: Cycle, graph_id: str) -> None:
 async def _record_failure(cycle: Cycle, graph_id: str, folder: str, error: BaseException) -> None:
     services, mailbox = cycle.services, cycle.mailbox
     klass = classify(error)
+    telemetry.record_error_class(klass)
     attempts = int(cycle.failures.get(graph_id, {}).get("attempts", 0)) + 1
     row = {
         "PartitionKey": mailbox.key,
@@ -152,6 +154,7 @@ async def _record_failure(cycle: Cycle, graph_id: str, folder: str, error: BaseE
     mailbox.errors[klass] = mailbox.errors.get(klass, 0) + 1
     mailbox.last_error = f"{klass}: {type(error).__name__}"
     cycle.report.failed += 1
+    telemetry.record_failed(klass)
     if row["undeliverable"]:
         cycle.writes.append((graph_id, [f"{services.settings.tracking_category} (Undeliverable)"]))
     logger.warning("item failed to track in a mailbox (%s, attempt %s)", klass, attempts)
@@ -218,6 +221,7 @@ async def _write_categories(cycle: Cycle) -> None:
     for status in statuses.values():
         if not 200 <= status < 300:
             klass = "throttled" if status in (429, 503) else "rejected"
+            telemetry.record_error_class(klass)
             cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
             cycle.mailbox.last_error = f"{klass}: category write answered {status}"
 
@@ -275,6 +279,7 @@ async def _close_cycle(cycle: Cycle, *, success: bool) -> None:
 
 def _failed(cycle: Cycle, error: BaseException) -> None:
     klass = classify(error)
+    telemetry.record_error_class(klass)
     cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
     cycle.mailbox.last_error = f"{klass}: {type(error).__name__}"
 

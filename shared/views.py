@@ -47,7 +47,9 @@ def message_view(
             "attachment_views": kpis.attachment_views,
             "replies": kpis.replies,
             "devices": kpis.devices,
+            "mail_clients": kpis.clients,
             "previews_not_counted": kpis.previews,
+            "by_class": by_class(kpis.by_class),
         },
         "links": [
             {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
@@ -81,6 +83,18 @@ def message_view(
     return view
 
 
+_KINDS = {"open": "opens", "click": "link_clicks", "attachment": "attachment_views"}
+_CLASSES = ("human", "privacy_proxy", "unknown", "scanner")
+
+
+def by_class(tallies: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Every event after sending by class, counted or not: {"opens": {"human": 2, ...}}."""
+    return {
+        name: {label: int(tallies.get(kind, {}).get(label, 0)) for label in _CLASSES}
+        for kind, name in _KINDS.items()
+    }
+
+
 def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row of the followed-emails list."""
     return {
@@ -96,4 +110,5 @@ def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "link_clicks": row.get("link_clicks", 0),
         "attachment_views": row.get("attachment_views", 0),
         "replies": row.get("replies", 0),
+        "by_class": by_class(json.loads(row.get("by_class") or "{}")),
     }

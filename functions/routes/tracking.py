@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shared.events import EventKind, new_event
+from shared.labelling import label_event
 from shared.runtime import Services
 from shared.tokens import TrackingRef
 from shared.tracking import attachment_link, record_event
@@ -64,9 +65,12 @@ async def _record(services: Services, request: Request, ref: TrackingRef) -> Non
             request.headers.get("x-forwarded-for"), request.client.host if request.client else None
         ),
         method=request.method,
+        has_accept="accept" in request.headers,
         at=services.clock(),
     )
-    await record_event(services.store, event)
+    # Labelled here (microseconds) so that the stored event carries its class at once; the
+    # fold judges it again with the send time and the message's other events.
+    await record_event(services.store, label_event(event))
 
 
 def _services(request: Request) -> Services:

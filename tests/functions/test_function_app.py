@@ -142,7 +142,12 @@ async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
     )  # fmt: skip
     html = json.loads(created.get_body())["html"]
     pixel = re.search(r'src="http://track\.test(/t/o/[^"]+)"', html).group(1)  # type: ignore[union-attr]
-    await call_http(function_app, "GET", f"http://localhost{pixel}")
+    await call_http(
+        function_app,
+        "GET",
+        f"http://localhost{pixel}",
+        headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328)"},
+    )
     timer = function_app["alert_first_opens"].get_user_function()
     await timer(timer=TimerRequest(past_due=False))
     listed = await call_http(

@@ -51,6 +51,7 @@ async def test_erasure_removes_one_addresss_interaction_data(
         pixel = sent["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
         link = sent["html"].split('href="http://track.test', 1)[1].split('"', 1)[0]
         await client.get(pixel)
+        clock.advance(45)  # a person reads before clicking (open-and-click at once: a scanner)
         await client.get(link)
     await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
     assert (

@@ -45,7 +45,8 @@ async def test_pixel_records_one_event_with_one_write_and_no_cache(
     response = await client.get(
         pixel,
         headers={
-            "User-Agent": "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X)",
+            "User-Agent": "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15"
+            " (KHTML, like Gecko) Mobile/15E148",
             "X-Forwarded-For": "198.51.100.77:5000",
         },
     )

@@ -52,7 +52,9 @@ async def test_crash_between_draft_and_send_does_not_send_twice(
     ).json()
     entity = dict(await graph_services.store.messages.get_entity(created["id"][:8], created["id"]))
     # the first attempt created the draft and died before sending it
-    await create_draft(graph_services.graph(), seller.email, await outgoing(graph_services, entity, followed=True))
+    await create_draft(
+        graph_services.graph(), seller.email, await outgoing(graph_services, entity, followed=True)
+    )
     assert len(standin.messages(seller.email, "drafts")) == 1
     response = await seller.http.post(f"/api/messages/{created['id']}/send", headers=seller.auth)
     assert response.status_code == 200, response.text

@@ -35,9 +35,9 @@ HOST_SETTINGS = {
     # Blobs only: timers keep their state and locks in blobs and no trigger uses queues or
     # tables, so there is no __queueServiceUri or __tableServiceUri (nor a queue role).
     "AzureWebJobsStorage__blobServiceUri": "the host's blob endpoint",
-    # Where the host sends logs, requests and traces...
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the Application Insights resource",
-    # ...signed in with the managed identity, since the component refuses local auth.
+    # Telemetry signed in with the managed identity, since the component refuses local auth
+    # (read by the host and by the Azure Monitor exporter; APPLICATIONINSIGHTS_CONNECTION_STRING
+    # is a field of Settings, read by shared/telemetry.py as well as by the host).
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra ID auth for telemetry",
 }
 

@@ -11,7 +11,7 @@ from shared.folding import fold_cycle, read_cursor
 from shared.ids import new_message_id
 from shared.runtime import Services
 from shared.tracking import record_event
-from tests.conftest import Clock
+from tests.conftest import PERSON_USER_AGENT, Clock
 from tests.utils.factories import compose
 
 
@@ -28,7 +28,14 @@ async def test_catching_up_after_an_hour_folds_every_event_once(
         writes.append(
             record_event(
                 services.store,
-                new_event(message_id=sent["id"], kind="open", index=0, user_agent="", ip="", at=at),
+                new_event(
+                    message_id=sent["id"],
+                    kind="open",
+                    index=0,
+                    user_agent=PERSON_USER_AGENT,
+                    ip="",
+                    at=at,
+                ),
             )
         )
         writes.append(

@@ -1,0 +1,166 @@
+"""First-open alert latency, in real time: followed messages are opened at random moments
+while the two timers run on their default schedules in-process (the alert cycle every 5 s,
+the fold every 10 s with its 30-s grace). For each open, the alert's latency is the time
+from the pixel request to the moment its alert row exists (polled every 100 ms); the
+baseline, in the same run, is the time until the fold has counted the open, which is when
+the alert used to be made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import SecretStr
+
+from functions.http_app import create_app
+from shared import records
+from shared.auth import Seller, make_dev_token
+from shared.config import Settings
+from shared.folding import fold_cycle
+from shared.messages import compose
+from shared.models import ComposeIn
+from shared.open_alerts import first_open_cycle
+from shared.records import RecordIn
+from shared.runtime import Services, build_services
+from shared.storage import ensure_storage
+from tests.utils.azurite import azurite
+
+SELLER = "bench.alerts@contoso.example"
+OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"
+ALERT_PERIOD = 5.0
+FOLD_PERIOD = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertResult:
+    opens: int
+    alert_seconds: list[float]
+    fold_seconds: list[float]
+    alert_cycle_ms: list[float]
+
+    @property
+    def alert_median(self) -> float:
+        return statistics.median(self.alert_seconds)
+
+    @property
+    def alert_max(self) -> float:
+        return max(self.alert_seconds)
+
+    @property
+    def fold_median(self) -> float:
+        return statistics.median(self.fold_seconds)
+
+    @property
+    def ratio(self) -> float:
+        return self.alert_median / self.fold_median
+
+    @property
+    def checked(self) -> bool:
+        return len(self.alert_seconds) == len(self.fold_seconds) == self.opens
+
+
+async def _timer(period: float, stop: asyncio.Event, run: Callable[[], Awaitable[None]]) -> None:
+    """Call `run` at each multiple of `period` seconds (as an NCRONTAB `*/n` does)."""
+    while not stop.is_set():
+        await asyncio.sleep(period - time.time() % period)
+        await run()
+
+
+async def _measure(connection_string: str, opens: int, seed: int) -> AlertResult:
+    settings = Settings(storage_connection_string=SecretStr(connection_string))
+    services: Services = build_services(settings)
+    await ensure_storage(services.store)
+    rng = random.Random(seed)
+    seller = Seller(SELLER)
+    messages = []
+    for n in range(opens):
+        address = f"reader{n}@fabrikam.example"
+        await records.create(services, "contact", RecordIn(name=f"Reader {n}", emails=[address]))
+        body = ComposeIn(to=[address], subject=f"Quote {n}", html="<p>Your quote.</p>")
+        messages.append(await compose(services, seller, body))
+    cycle_ms: list[float] = []
+
+    async def alert_cycle() -> None:
+        started = time.perf_counter()
+        await first_open_cycle(services.store, datetime.now(UTC))
+        cycle_ms.append((time.perf_counter() - started) * 1000)
+
+    async def fold() -> None:
+        await fold_cycle(services.store, grace=services.grace)
+
+    stop = asyncio.Event()
+    timers = [
+        asyncio.create_task(_timer(ALERT_PERIOD, stop, alert_cycle)),
+        asyncio.create_task(_timer(FOLD_PERIOD, stop, fold)),
+    ]
+    alert_seconds: list[float] = []
+    fold_seconds: list[float] = []
+    transport = httpx.ASGITransport(app=create_app(lambda: services))
+    token = make_dev_token(settings, SELLER)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+        async def one(message: dict[str, object], delay: float) -> None:
+            await asyncio.sleep(delay)
+            html = str(message["html"])
+            pixel = html.split('src="http://127.0.0.1:7071', 1)[1].split('"', 1)[0]
+            opened = time.monotonic()
+            await client.get(pixel, headers={"User-Agent": OUTLOOK, "Accept": "image/*"})
+            alerted = counted = None
+            while alerted is None or counted is None:
+                await asyncio.sleep(0.1)
+                now = time.monotonic() - opened
+                if alerted is None:
+                    listed = await client.get(
+                        "/api/alerts", headers={"Authorization": f"Bearer {token}"}
+                    )
+                    if any(a["message_id"] == message["id"] for a in listed.json()["alerts"]):
+                        alerted = now
+                if counted is None:
+                    entity = await services.store.messages.get_entity(
+                        str(message["id"])[:8], str(message["id"])
+                    )
+                    if int(entity.get("opens") or 0) > 0:
+                        counted = now
+                if now > 180:
+                    return
+            alert_seconds.append(alerted)
+            fold_seconds.append(counted)
+
+        await asyncio.gather(*(one(m, rng.uniform(0, 30)) for m in messages))
+    stop.set()
+    for task in timers:
+        task.cancel()
+    await asyncio.gather(*timers, return_exceptions=True)
+    await services.close()
+    return AlertResult(opens, alert_seconds, fold_seconds, cycle_ms)
+
+
+def measure(opens: int = 30, seed: int = 7) -> AlertResult:
+    """Run the alert-latency benchmark (about a minute and a half of real time)."""
+    with azurite() as connection_string:
+        return asyncio.run(_measure(connection_string, opens, seed))
+
+
+def report(result: AlertResult) -> str:
+    """Plain-text lines for the terminal."""
+    r = result
+    cycle = statistics.median(r.alert_cycle_ms) if r.alert_cycle_ms else 0.0
+    return (
+        f"alerts: {r.opens} opens at random moments, timers on their default schedules\n"
+        f"  first-open alert after {r.alert_median:.1f} s median, {r.alert_max:.1f} s at most "
+        f"(alert cycle every {ALERT_PERIOD:.0f} s, {cycle:.0f} ms per cycle)\n"
+        f"  baseline, counted by the fold: {r.fold_median:.1f} s median, "
+        f"{max(r.fold_seconds):.1f} s at most; ratio {r.ratio:.2f}\n"
+        f"  check: {'every open alerted and counted' if r.checked else 'FAILED'}"
+    )
+
+
+if __name__ == "__main__":
+    print(report(measure()))

@@ -1,0 +1,1 @@
+"""The labelled evaluation set of the open/click classifier and the command that scores it."""

@@ -1,0 +1,136 @@
+"""Opens and clicks told apart: people, scanners, privacy proxies. Every event is kept with
+its class and reasons; the headline KPIs count people (and proxies) only; scanners still get
+the redirect; the first-open alert waits for an open that is not a scanner's."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from shared.events import event_from_blob
+from shared.folding import fold_cycle
+from shared.open_alerts import first_open_cycle
+from shared.runtime import Services
+from tests.conftest import Clock
+from tests.utils.factories import compose
+
+SCANNER = "python-requests/2.31.0"
+# What Apple's Mail Privacy Protection proxy sends (the same string as Mail on a Mac).
+APPLE_MPP = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+)
+OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/142.0.0.0 Safari/537.36"
+)
+TRACKED = re.compile(r'(?:src|href)="http://track\.test(/t/[oc]/[^"]+)"')
+
+
+def tracked(message: dict[str, Any]) -> tuple[str, list[str]]:
+    paths = TRACKED.findall(message["html"])
+    pixel = next(p for p in paths if p.startswith("/t/o/"))
+    return pixel, [p for p in paths if p.startswith("/t/c/")]
+
+
+async def view(client: httpx.AsyncClient, auth: dict[str, str], message_id: str) -> Any:
+    return (await client.get(f"/api/messages/{message_id}?history=full", headers=auth)).json()
+
+
+async def test_a_scanner_sweep_is_kept_apart_and_still_redirected(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+) -> None:
+    sent = await compose(client, auth, to=["scanned@fabrikam.example"])
+    pixel, links = tracked(sent)
+    clock.advance(20)  # a gateway checks the message as it is delivered
+    assert (await client.get(pixel, headers={"User-Agent": SCANNER})).status_code == 200
+    for link in links:
+        answer = await client.get(link, headers={"User-Agent": SCANNER})
+        assert answer.status_code == 302 and answer.headers["location"].startswith("https://")
+    head = await client.head(pixel, headers={"User-Agent": CHROME})
+    assert head.status_code == 200
+    clock.advance(3 * 3600)  # the customer reads it in the afternoon, then clicks
+    await client.get(pixel, headers={"User-Agent": OUTLOOK})
+    clock.advance(40)
+    await client.get(links[0], headers={"User-Agent": CHROME})
+    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+
+    shown = await view(client, auth, sent["id"])
+    kpis = shown["kpis"]
+    assert (kpis["opens"], kpis["link_clicks"]) == (1, 1)
+    assert kpis["by_class"]["opens"]["scanner"] == 2 and kpis["by_class"]["opens"]["human"] == 1
+    assert kpis["by_class"]["link_clicks"]["scanner"] == len(links)
+    assert kpis["mail_clients"] == {"outlook": 1}
+    assert [link["clicks"] for link in shown["links"]] == [1] + [0] * (len(links) - 1)
+    scanners = [h for h in shown["history"] if h["class"] == "scanner"]
+    assert len(scanners) == 2 + len(links) and not any(h["counted"] for h in scanners)
+    assert all(h["reasons"] for h in scanners)
+    assert any("shape:head" in h["reasons"] for h in scanners)
+    listed = (await client.get("/api/messages?limit=200", headers=auth)).json()["items"]
+    row = next(item for item in listed if item["id"] == sent["id"])
+    assert row["opens"] == 1 and row["by_class"]["opens"]["scanner"] == 2
+
+
+async def test_each_stored_event_carries_its_class_and_reasons(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+) -> None:
+    sent = await compose(client, auth, to=["stored.class@fabrikam.example"])
+    pixel, _ = tracked(sent)
+    await client.get(pixel, headers={"User-Agent": SCANNER})
+    blobs = [
+        blob
+        async for blob in services.store.interactions.list_blobs(include=["metadata"])
+        if f"/{sent['id']}/" in blob.name
+    ]
+    (event,) = [event_from_blob(b.name, b.metadata) for b in blobs]
+    assert event is not None and event.label == "scanner"
+    assert any(reason.startswith("ua:") for reason in event.reasons)
+
+
+async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+) -> None:
+    sent = await compose(client, auth, to=["apple.reader@fabrikam.example"])
+    pixel, _ = tracked(sent)
+    clock.advance(30)
+    await client.get(pixel, headers={"User-Agent": APPLE_MPP})
+    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    kpis = (await view(client, auth, sent["id"]))["kpis"]
+    assert kpis["opens"] == 1 and kpis["by_class"]["opens"]["privacy_proxy"] == 1
+    assert kpis["mail_clients"] == {"apple_mail": 1}
+    only_people = await compose(client, auth, to=["apple.reader@fabrikam.example"])
+    pixel, _ = tracked(only_people)
+    clock.advance(30)
+    await client.get(pixel, headers={"User-Agent": APPLE_MPP})
+    await fold_cycle(
+        services.store, now=clock.advance(60), grace=services.grace, counted=frozenset({"human"})
+    )
+    kpis = (await view(client, auth, only_people["id"]))["kpis"]
+    assert kpis["by_class"]["opens"]["privacy_proxy"] == 1
+    assert kpis["opens"] == 0  # this organisation counts people only
+
+
+async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(
+    client: httpx.AsyncClient, services: Services, clock: Clock
+) -> None:
+    from shared.auth import make_dev_token
+
+    seller = {
+        "Authorization": f"Bearer {make_dev_token(services.settings, 'honest@contoso.example')}"
+    }
+    sent = await compose(client, seller, to=["honest.reader@fabrikam.example"])
+    pixel, _ = tracked(sent)
+    clock.advance(5)
+    await client.get(pixel, headers={"User-Agent": SCANNER})
+    assert (await first_open_cycle(services.store, clock.advance(1))).created == 0
+    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
+    assert alerts == []
+    clock.advance(600)
+    await client.get(pixel, headers={"User-Agent": OUTLOOK})
+    assert (await first_open_cycle(services.store, clock.advance(1))).created == 1
+    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
+    assert [a["id"] for a in alerts] == [f"open-{sent['id']}"]
