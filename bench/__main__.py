@@ -1,5 +1,6 @@
-"""`python -m bench`: the rewrite, pixel, import and mailbox sync benchmarks, a summary on the
-terminal and docs/performance.md rewritten from the figures of this run.
+"""`python -m bench`: the rewrite, pixel, import, mailbox sync, followed-emails list,
+scanner classification and first-open alert latency benchmarks, a summary on the terminal
+and docs/performance.md rewritten from the figures of this run.
 
 `--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
 figures from different runs (or machines) would be misleading.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import imports, performance_doc, pixel, sync
+from bench import alerts, classify, imports, lists, performance_doc, pixel, sync
 from bench.bench_rewrite import measure as measure_rewrite
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -40,11 +41,21 @@ def main() -> None:
         default=10_000,
         help="changed messages in the synced mailbox (1%% categorised, 5%% replies)",
     )
-    parser.add_argument("--only", choices=("pixel", "rewrite", "imports", "sync"))
+    parser.add_argument(
+        "--list-messages",
+        type=int,
+        default=20_000,
+        help="the seller's messages behind the followed-emails list and template statistics",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("pixel", "rewrite", "imports", "sync", "lists", "classify", "alerts"),
+    )
     args = parser.parse_args()
 
     failed = False
     rewrite_result = pixel_result = import_result = sync_result = None
+    lists_result = classify_result = alerts_result = None
     if args.only in (None, "rewrite"):
         rewrite_result = measure_rewrite()
         print(rewrite_report(rewrite_result), flush=True)
@@ -61,16 +72,38 @@ def main() -> None:
         sync_result = sync.measure(count, count // 100, count // 20)
         print(sync.report(sync_result), flush=True)
         failed |= not sync_result.checked
+    if args.only in (None, "lists"):
+        lists_result = lists.measure(args.list_messages)
+        print(lists.report(lists_result), flush=True)
+        failed |= not lists_result.checked
+    if args.only in (None, "classify"):
+        classify_result = classify.measure()
+        print(classify.report(classify_result), flush=True)
+    if args.only in (None, "alerts"):
+        alerts_result = alerts.measure()
+        print(alerts.report(alerts_result), flush=True)
+        failed |= not alerts_result.checked
 
     if (
         rewrite_result is not None
         and pixel_result is not None
         and import_result is not None
         and sync_result is not None
+        and lists_result is not None
+        and classify_result is not None
+        and alerts_result is not None
     ):
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(
-            performance_doc.render(pixel_result, rewrite_result, import_result, sync_result)
+            performance_doc.render(
+                pixel_result,
+                rewrite_result,
+                import_result,
+                sync_result,
+                lists_result,
+                classify_result,
+                alerts_result,
+            )
         )
         print(f"wrote {DOC}")
     else:
