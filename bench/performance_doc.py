@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -385,7 +386,7 @@ def _classify_section(c: dict[str, float]) -> list[str]:
 
 
 def _alerts_section(a: alerts.AlertResult) -> list[str]:
-    cycle = sorted(a.alert_cycle_ms)[len(a.alert_cycle_ms) // 2] if a.alert_cycle_ms else 0.0
+    cycle = statistics.median(a.alert_cycle_ms) if a.alert_cycle_ms else 0.0
     return [
         "## First-open alert latency (`bench/alerts.py`)",
         "",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -307,26 +307,35 @@ def _since_sent(signals: EventSignals) -> float | None:
     return (signals.at - signals.sent_at).total_seconds()
 
 
-def _link_burst(
-    events: Sequence[tuple[EventSignals, Verdict]], members: list[int], link_count: int, add: _Add
-) -> None:
-    if link_count == 1:
-        return
-    needed = 3 if link_count == 0 else max(2, min(link_count, 3))
+def _distinct_links_within(
+    events: Sequence[tuple[EventSignals, Verdict]], members: list[int], seconds: float, needed: int
+) -> Iterator[deque[int]]:
+    """Each window of clicks (by time) spanning at most `seconds` that holds `needed` or more
+    distinct links. O(n): a sliding window with a count per link."""
     clicks = [i for i in members if events[i][0].kind == "click"]
     window: deque[int] = deque()
     seen: dict[int, int] = defaultdict(int)
     for i in clicks:
         window.append(i)
         seen[events[i][0].index] += 1
-        while (events[i][0].at - events[window[0]][0].at).total_seconds() > BURST_SECONDS:
+        while (events[i][0].at - events[window[0]][0].at).total_seconds() > seconds:
             gone = events[window.popleft()][0].index
             seen[gone] -= 1
             if not seen[gone]:
                 del seen[gone]
         if len(seen) >= needed:
-            for j in window:
-                add(j, _LINK_BURST, "timing:link_burst")
+            yield window
+
+
+def _link_burst(
+    events: Sequence[tuple[EventSignals, Verdict]], members: list[int], link_count: int, add: _Add
+) -> None:
+    if link_count == 1:
+        return
+    needed = 3 if link_count == 0 else max(2, min(link_count, 3))
+    for window in _distinct_links_within(events, members, BURST_SECONDS, needed):
+        for j in window:
+            add(j, _LINK_BURST, "timing:link_burst")
 
 
 def _link_sweep(
@@ -336,20 +345,9 @@ def _link_sweep(
     scanner's sweep (people rarely want every link, let alone at once)."""
     if link_count < 2:
         return
-    clicks = [i for i in members if events[i][0].kind == "click"]
-    window: deque[int] = deque()
-    seen: dict[int, int] = defaultdict(int)
-    for i in clicks:
-        window.append(i)
-        seen[events[i][0].index] += 1
-        while (events[i][0].at - events[window[0]][0].at).total_seconds() > SWEEP_SECONDS:
-            gone = events[window.popleft()][0].index
-            seen[gone] -= 1
-            if not seen[gone]:
-                del seen[gone]
-        if len(seen) >= link_count:
-            for j in window:
-                add(j, _LINK_SWEEP, "timing:link_sweep")
+    for window in _distinct_links_within(events, members, SWEEP_SECONDS, link_count):
+        for j in window:
+            add(j, _LINK_SWEEP, "timing:link_sweep")
 
 
 def _clicks_without_open(

@@ -39,12 +39,11 @@ from shared.kpis import (
     counts,
     fold,
     from_columns,
-    non_scanner_opens,
     occurrence,
+    opened_by_someone,
     to_columns,
 )
 from shared.labelling import label_message
-from shared.mailclient import mail_client
 from shared.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -132,7 +131,6 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
                 "at": e.at.isoformat(),
                 "bucket": e.bucket,
                 "device": occurrence(e).device,
-                "client": mail_client(e.user_agent),
                 "user_agent": e.user_agent,
                 "ip": e.ip,
                 "method": e.method,
@@ -194,7 +192,7 @@ async def apply_events(
         updated = fold(current, events, sent_at, counted)
         if updated == current:
             return True
-        if current.opens == non_scanner_opens(current) == 0 < non_scanner_opens(updated):
+        if not opened_by_someone(current) and opened_by_someone(updated):
             first = min(
                 e.at
                 for e in events

@@ -83,9 +83,11 @@ def counts(event: Event, sent_at: datetime | None) -> bool:
     return sent_at is not None and event.at >= sent_at
 
 
-def non_scanner_opens(kpis: Kpis) -> int:
-    """Opens after sending that no scanner made (the first one raises the alert)."""
-    return sum(n for label, n in kpis.by_class.get("open", {}).items() if label != "scanner")
+def opened_by_someone(kpis: Kpis) -> bool:
+    """Whether an open after sending was made by other than a scanner (the first one
+    raises the alert); counted opens from before classification count too."""
+    tally = kpis.by_class.get("open", {})
+    return kpis.opens > 0 or any(n for label, n in tally.items() if label != "scanner")
 
 
 def occurrence(event: Event) -> Occurrence:

@@ -22,8 +22,6 @@ from shared.classify import (
 from shared.events import Event
 from shared.networks import default_networks
 
-CLASSES = ("human", "scanner", "privacy_proxy", "unknown")
-
 
 def signals_of(event: Event, sent_at: datetime | None) -> EventSignals:
     return EventSignals(
@@ -63,7 +61,3 @@ def label_message(
     ]
     verdicts = classify_message(pairs, MessageContext(link_count=link_count))
     return [_labelled(e, v) for e, v in zip(new, verdicts[len(folded) :], strict=True)]
-
-
-def is_scanner(event: Event) -> bool:
-    return event.label == "scanner"

@@ -57,6 +57,12 @@ def decode_continuation(token: str, sort: str, order: str) -> tuple[Any, str]:
     return (value, row_key)
 
 
+def check_sort(sort: str) -> None:
+    """InvalidInput unless the list can be sorted by `sort`."""
+    if sort not in SORT_FIELDS:
+        raise InvalidInput("sort", f"must be one of {', '.join(SORT_FIELDS)}")
+
+
 def page(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -66,8 +72,7 @@ def page(
     continuation: str | None,
 ) -> Page:
     """One page of `rows` sorted by `sort` (ties by id), after the continuation point."""
-    if sort not in SORT_FIELDS:
-        raise InvalidInput("sort", f"must be one of {', '.join(SORT_FIELDS)}")
+    check_sort(sort)
     if order not in ("asc", "desc"):
         raise InvalidInput("order", "must be asc or desc")
     if not 1 <= limit <= 200:

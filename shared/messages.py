@@ -24,7 +24,7 @@ from shared.folding import pending_events, read_cursor
 from shared.ids import is_message_id, new_message_id, partition_of
 from shared.kpis import Kpis, counts, fold, from_columns, occurrence, to_columns
 from shared.labelling import label_event
-from shared.listing import SORT_FIELDS, page
+from shared.listing import check_sort, page
 from shared.models import ComposeIn, ReminderIn
 from shared.runtime import Services
 from shared.tracking import attachment_blob_name, links_blob_name
@@ -229,10 +229,9 @@ async def _follow_decision(services: Services, body: ComposeIn) -> _FollowDecisi
     if not await services.org.enabled():
         reason = "email engagement is turned off for the organisation"
         return _FollowDecision("not_followed", reason, recipients=recipients)
-    found = await preferences.recipient_preferences(services, body.to, body.cc, body.bcc)
-    if found["follow_state"] == "followed":
+    blocked = await preferences.blocked_recipients(services, body.to, body.cc, body.bcc)
+    if not blocked:
         return _FollowDecision("followed", recipients=recipients)
-    blocked = [r for r in found["recipients"] if not r["followable"]]
     reason = "a recipient cannot be followed; see blocked_recipients"
     return _FollowDecision("blocked", reason, blocked, recipients)
 
@@ -432,8 +431,7 @@ async def list_messages(
     # Table storage cannot sort by a KPI: read only each row's key and sort column (most of a
     # large list's cost is turning wide rows into entities), sort and page those, then read
     # the page's rows whole.
-    if sort not in SORT_FIELDS:
-        raise InvalidInput("sort", f"must be one of {', '.join(SORT_FIELDS)}")
+    check_sort(sort)
     keys = [
         row
         async for row in services.store.messages.query_entities(

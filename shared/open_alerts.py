@@ -21,7 +21,7 @@ from shared import alerts
 from shared.events import BUCKET_SECONDS, Event, bucket_of
 from shared.folding import list_events
 from shared.ids import partition_of
-from shared.kpis import from_columns, non_scanner_opens
+from shared.kpis import from_columns, opened_by_someone
 from shared.labelling import label_event
 from shared.storage import Store
 
@@ -56,8 +56,7 @@ async def _check(store: Store, message_id: str, opens: list[Event]) -> bool:
         entity = await store.messages.get_entity(partition_of(message_id), message_id)
     except ResourceNotFoundError:
         return False  # not a message of ours (or being erased): nothing to alert
-    kpis = from_columns(entity)
-    if entity.get("follow_state") != "followed" or kpis.opens or non_scanner_opens(kpis):
+    if entity.get("follow_state") != "followed" or opened_by_someone(from_columns(entity)):
         _remember(message_id)  # not followed, or already opened (and alerted) before
         return False
     if not entity.get("sent_at"):

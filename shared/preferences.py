@@ -52,27 +52,43 @@ async def recipient_preferences(
     return {"follow_state": "blocked" if blocked else "followed", "recipients": recipients}
 
 
+async def blocked_recipients(
+    services: Services, to: Sequence[str], cc: Sequence[str], bcc: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The recipients who stop a message to them being followed (none: it may be)."""
+    found = await recipient_preferences(services, to, cc, bcc)
+    return [r for r in found["recipients"] if not r["followable"]]
+
+
 async def _opens_of(services: Services, seller: Seller, address: str) -> list[datetime]:
     """When this recipient opened the seller's mail sent to them alone (latest 50 messages)."""
     rows = [
         row
         async for row in services.store.messages.query_entities(
-            "PartitionKey eq @pk and seller eq @seller and status eq 'sent'",
-            parameters={"pk": seller.key, "seller": seller.email},
-            select=["RowKey", "to", "cc", "bcc", "sent_at"],
+            "PartitionKey eq @pk and seller eq @seller and status eq 'sent'"
+            " and to eq @to and cc eq '[]'",
+            parameters={"pk": seller.key, "seller": seller.email, "to": json.dumps([address])},
+            select=["RowKey", "sent_at"],
         )
-        if json.loads(row["to"]) == [address] and json.loads(row["cc"]) == []
     ]
     rows.sort(key=lambda r: r["sent_at"], reverse=True)
-    opens: list[datetime] = []
-    for row in rows[:50]:
-        async for event in services.store.events.query_entities(
-            "PartitionKey eq @pk and kind eq 'open'", parameters={"pk": row["RowKey"]}
-        ):
-            at = datetime.fromisoformat(event["at"])
-            if at >= datetime.fromisoformat(row["sent_at"]):
-                opens.append(at)
-    return opens
+
+    async def opened(row: dict[str, Any]) -> list[datetime]:
+        # A person's opens only: a scanner's come at delivery, and a privacy proxy hides when.
+        sent_at = datetime.fromisoformat(row["sent_at"])
+        times = [
+            datetime.fromisoformat(event["at"])
+            async for event in services.store.events.query_entities(
+                "PartitionKey eq @pk and kind eq 'open'",
+                parameters={"pk": row["RowKey"]},
+                select=["at", "label"],
+            )
+            if event.get("label", "") in ("human", "")
+        ]
+        return [at for at in times if at >= sent_at]
+
+    found = await asyncio.gather(*(opened(row) for row in rows[:50]))
+    return [at for times in found for at in times]
 
 
 async def send_time_advice(services: Services, seller: Seller, to: list[str]) -> dict[str, Any]:

@@ -98,10 +98,9 @@ async def _now_blocked(services: Services, entity: dict[str, Any]) -> list[dict[
     was written."""
     if entity["follow_state"] != "followed":
         return []
-    found = await preferences.recipient_preferences(
+    return await preferences.blocked_recipients(
         services, json.loads(entity["to"]), json.loads(entity["cc"]), json.loads(entity["bcc"])
     )
-    return [r for r in found["recipients"] if not r["followable"]]
 
 
 async def _claim(services: Services, message_id: str) -> dict[str, Any] | None:

@@ -196,14 +196,18 @@ async def _post(session: aiohttp.ClientSession, url: str, secret: str, body: byt
         return type(exc).__name__
 
 
+async def _drop(store: Store, row_key: str) -> None:
+    with contextlib.suppress(ResourceNotFoundError):
+        await store.webhooks.delete_entity("pending", row_key)
+
+
 async def _finish(store: Store, seller_key: str, alert_id: str, outcome: str) -> None:
     with contextlib.suppress(ResourceNotFoundError):
         await store.alerts.update_entity(
             {"PartitionKey": seller_key, "RowKey": alert_id, "webhook": outcome},
             mode=UpdateMode.MERGE,
         )
-    with contextlib.suppress(ResourceNotFoundError):
-        await store.webhooks.delete_entity("pending", f"{seller_key}|{alert_id}")
+    await _drop(store, f"{seller_key}|{alert_id}")
 
 
 async def delivery_cycle(store: Store, now: datetime) -> DeliveryReport:
@@ -225,15 +229,15 @@ async def delivery_cycle(store: Store, now: datetime) -> DeliveryReport:
                 alert = await store.alerts.get_entity(seller_key, alert_id)
             except ResourceNotFoundError:
                 alert = None  # the pending row is written first: the alert may be coming
-            if config is None or (alert is not None and alert.get("webhook")):
-                await _finish(
-                    store, seller_key, alert_id, alert.get("webhook", "") if alert else ""
-                )
+            settled = alert is not None and alert.get("webhook")
+            orphan = (
+                alert is None and now - datetime.fromisoformat(row["queued_at"]) > _ORPHAN_AFTER
+            )
+            if config is None or settled or orphan:  # no webhook now, done, or never alerted
+                await _drop(store, row["RowKey"])
                 continue
             if alert is None:
-                if now - datetime.fromisoformat(row["queued_at"]) > _ORPHAN_AFTER:
-                    await _finish(store, seller_key, alert_id, "")  # its alert never came
-                continue
+                continue  # the pending row is written first: the alert may be coming
             if not await _claim(store, row, now):
                 continue
             reason = await _post(session, config["url"], config["secret"], payload(dict(alert)))
