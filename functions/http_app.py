@@ -4,9 +4,11 @@ itself and maps domain errors to HTTP answers in one place."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from azure.core.exceptions import AzureError, HttpResponseError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -56,6 +58,60 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+UNAVAILABLE_RETRY_AFTER = "10"  # seconds: storage and Graph outages are usually brief
+logger = logging.getLogger(__name__)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Storage unreachable or failing (connection refused, timeout, 5xx), or Graph
+    throttling or failing on a seller request: worth a retry, not the caller's fault."""
+    status = getattr(exc, "response_status_code", None)  # Graph (ODataError)
+    if isinstance(status, int):
+        return status >= 500 or status == 429
+    if isinstance(exc, HttpResponseError):
+        return exc.status_code is None or exc.status_code >= 500 or exc.status_code == 429
+    return isinstance(exc, AzureError | TimeoutError)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    """Whatever escaped the services still answers the one JSON error shape: 503 with
+    Retry-After when a dependency is down, else 500."""
+    if _unavailable(exc):
+        logger.warning("a dependency is unavailable: %s", type(exc).__name__)
+        response = _error(503, "service", "storage or Outlook is unavailable; retry shortly")
+        response.headers["Retry-After"] = UNAVAILABLE_RETRY_AFTER
+        return response
+    logger.error("unexpected error", exc_info=exc)
+    return _error(500, "service", "an unexpected error occurred")
+
+
+class CatchAll:
+    """Turns an exception that escaped the app into the JSON error shape, so a seller never
+    gets Starlette's plain-text 500. Plain ASGI around the app; the tracking routes answer
+    for themselves and never raise."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 Scope = MutableMapping[str, Any]
@@ -141,5 +197,6 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
         app.add_exception_handler(error, _domain_error)
 
     app.add_middleware(BodyLimit, limit=lambda: _request_limit(services()))
+    app.add_middleware(CatchAll)
     app.add_middleware(telemetry.RequestTimer)  # outermost: times refused requests too
     return app

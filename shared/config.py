@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     graph_page_size: int = 500
     tracking_category: str = "Tracked to Engagement"
     max_tracking_attempts: int = 5
+    # Sending: transient failures (Graph 5xx or 429, timeouts, storage) are tried again after
+    # send_retry_seconds, then 4x, 16x... (at most an hour), send_max_attempts times in all.
+    send_max_attempts: int = 5
+    send_retry_seconds: int = 60
+    # How long a compose's Idempotency-Key is remembered (a client's retries fit well inside).
+    idempotency_hours: int = 24
     sync_schedule: str = "0 */15 * * * *"
     retry_schedule: str = "0 7-59/15 * * * *"
     dispatch_schedule: str = "0 * * * * *"
@@ -74,7 +80,8 @@ class Settings(BaseSettings):
     retention_days: int = 90  # interaction blobs older than this are purged
     retention_schedule: str = "0 30 2 * * *"
 
-    max_html_bytes: int = 1_000_000
+    # What one Graph request carries: 4 MB of JSON, so about 3 MB of HTML (docs/admin.md).
+    max_html_bytes: int = 3_000_000
     max_attachments: int = 10
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_total_attachment_bytes: int = 25 * 1024 * 1024

@@ -6,16 +6,28 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 from azure.storage.blob import ContentSettings
 
-from shared import preferences, reminders, sending, template_library
+from shared import (
+    compose_intents,
+    idempotency,
+    preferences,
+    reminders,
+    sending,
+    template_library,
+)
 from shared.auth import Seller
 from shared.compose import FollowedFile, followed_body
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -30,6 +42,7 @@ from shared.runtime import Services
 from shared.tracking import attachment_blob_name, links_blob_name
 from shared.views import list_item, message_view, parse_time
 
+logger = logging.getLogger(__name__)
 _PAGE_READS = 16  # point reads in flight for one page of the list
 _LIST_COLUMNS = [
     "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
@@ -97,12 +110,45 @@ def _disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+@dataclass(frozen=True, slots=True)
+class Composed:
+    """A compose's answer: the message as it is, and whether an earlier request with the
+    same Idempotency-Key made it."""
+
+    view: dict[str, Any]
+    replayed: bool = False
+
+
 async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[str, Any]:
+    """Create a message (see `create`) and answer its view."""
+    return (await create(services, seller, body)).view
+
+
+async def create(
+    services: Services, seller: Seller, body: ComposeIn, *, idempotency_key: str | None = None
+) -> Composed:
     """Create a message (followed or not), store it, and deliver it unless `send` is false.
-    Everything is validated before the first write, so bad input stores nothing."""
+
+    Everything is validated before the first write, so bad input stores nothing. The writes
+    are ordered so that a compose cut short leaves nothing a seller can see: an intent, the
+    blobs, the queue rows, then the message row (the commit point); anything before it is
+    swept (shared.compose_intents). Sending comes after the commit and always ends in a
+    recorded state (shared.sending): a failure to send never fails the compose."""
     files = _validate(body, services)
-    body = await template_library.apply(services, seller, body)
     message_id = new_message_id(seller.email)
+    if idempotency_key is not None:
+        request = idempotency.fingerprint(body.model_dump(mode="json"))
+        reserved = await idempotency.reserve(services, seller, idempotency_key, request, message_id)
+        if reserved.replay:
+            try:
+                return Composed(await _current_view(services, seller, reserved.message_id), True)
+            except NotFound:
+                if reserved.in_flight(services.clock()):
+                    raise Conflict(
+                        "a request with this Idempotency-Key is still at work; retry shortly"
+                    ) from None
+            message_id = reserved.message_id  # the first request died before its commit
+    body = await template_library.apply(services, seller, body)
     decision = await _follow_decision(services, body)
     if decision.state != "followed":
         body = body.model_copy(update={"follow": False})
@@ -120,28 +166,83 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
         html, links = built.html, [link.url for link in built.links]
     else:
         html, links = body.html, []
+    await compose_intents.begin(services, message_id)
+    await _store_blobs(services, message_id, body, files, html, links)
+    now = services.clock()
+    entity = _message_row(seller, message_id, body, files, decision, now, link_count=len(links))
+    if body.reminder is not None:
+        entity["reminder"] = reminders.as_column(body.reminder)
+        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
+    if body.send and body.send_at is not None:
+        entity.update(status="scheduled", send_at=body.send_at.isoformat())
+        await sending.schedule(services, message_id, body.send_at)
+    elif body.send:
+        entity.update(sending.sending_entity(now))
+        await sending.queue(services, message_id, now)
+    try:
+        await services.store.messages.create_entity(entity)
+    except ResourceExistsError:  # a retry of a compose whose first request got this far
+        return Composed(await _current_view(services, seller, message_id), True)
+    await compose_intents.done(services, message_id)
+    if entity["status"] == "sending":
+        try:
+            entity.update(await sending.attempt(services, entity))
+        except Exception:
+            # Only storage failing to record the outcome gets here: the message stays
+            # `sending` under its lease, and the dispatch cycle finishes it.
+            logger.warning("a send's outcome could not be recorded; the dispatch cycle will")
+    view = message_view(entity, from_columns(entity), links, html=html)
+    if decision.reason:
+        view["follow_reason"] = decision.reason
+    if decision.recipients == 1:
+        try:
+            view["advice"] = await preferences.send_time_advice(
+                services, seller, [*body.to, *body.cc, *body.bcc]
+            )
+        except Exception:  # advice is a courtesy: the message exists either way
+            logger.warning("send-time advice could not be read")
+    return Composed(view)
+
+
+async def _store_blobs(
+    services: Services,
+    message_id: str,
+    body: ComposeIn,
+    files: list[_File],
+    html: str,
+    links: list[str],
+) -> None:
     store = services.store
     uploads = [
         store.attachments.upload_blob(
             attachment_blob_name(message_id, f.index, followed=f.followed and body.follow),
             f.content,
+            overwrite=True,
             content_settings=ContentSettings(
                 content_type=f.content_type, content_disposition=_disposition(f.name)
             ),
         )
         for f in files
     ]
-    uploads.append(store.message_blobs.upload_blob(f"{message_id}/body.html", html.encode("utf-8")))
+    blobs = {f"{message_id}/body.html": html.encode("utf-8")}
     if body.follow:  # kept to send unfollowed if a recipient's preference changes before sending
-        uploads.append(
-            store.message_blobs.upload_blob(f"{message_id}/original.html", body.html.encode())
-        )
+        blobs[f"{message_id}/original.html"] = body.html.encode()
     if links:
-        uploads.append(
-            store.message_blobs.upload_blob(links_blob_name(message_id), json.dumps(links))
-        )
+        blobs[links_blob_name(message_id)] = json.dumps(links).encode()
+    uploads += [store.message_blobs.upload_blob(n, d, overwrite=True) for n, d in blobs.items()]
     await asyncio.gather(*uploads)
-    now = services.clock()
+
+
+def _message_row(
+    seller: Seller,
+    message_id: str,
+    body: ComposeIn,
+    files: list[_File],
+    decision: _FollowDecision,
+    now: datetime,
+    *,
+    link_count: int,
+) -> dict[str, Any]:
     entity: dict[str, Any] = {
         "PartitionKey": seller.key,
         "RowKey": message_id,
@@ -170,27 +271,16 @@ async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[s
             ]
         ),
         **to_columns(Kpis()),
-        "link_count": len(links),
+        "link_count": link_count,
     }
     if decision.blocked:
         entity["blocked"] = json.dumps(decision.blocked)
-    if body.reminder is not None:
-        entity["reminder"] = reminders.as_column(body.reminder)
-        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
-    if body.send and body.send_at is not None:
-        entity.update(status="scheduled", send_at=body.send_at.isoformat())
-        await sending.schedule(services, message_id, body.send_at)
-    await store.messages.create_entity(entity)
-    if body.send and body.send_at is None:
-        entity.update(await sending.deliver(services, message_id))
-    view = message_view(entity, from_columns(entity), links, html=html)
-    if decision.reason:
-        view["follow_reason"] = decision.reason
-    if decision.recipients == 1:
-        view["advice"] = await preferences.send_time_advice(
-            services, seller, [*body.to, *body.cc, *body.bcc]
-        )
-    return view
+    return entity
+
+
+async def _current_view(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    entity = await _load(services, seller, message_id)
+    return message_view(entity, from_columns(entity), await _links(services, entity))
 
 
 async def recipient_preferences(
@@ -249,14 +339,11 @@ async def _load(services: Services, seller: Seller, message_id: str) -> dict[str
 
 
 async def send(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
-    """Deliver a draft (or a scheduled message) now."""
+    """Deliver a draft, a scheduled or a failed message now."""
     entity = await _load(services, seller, message_id)
-    if entity["status"] not in ("draft", "scheduled"):
-        raise Conflict("the message was already sent or cancelled")
-    if entity.get("send_at"):
-        await sending.unschedule(services, message_id, datetime.fromisoformat(entity["send_at"]))
-        await _merge(services, entity, send_at="")
-    entity.update(await sending.deliver(services, message_id), send_at="")
+    if not sending.claimable(entity, services.clock(), by_seller=True):
+        raise Conflict("the message was already sent, cancelled or is being sent")
+    entity.update(await sending.send_now(services, message_id))
     return message_view(entity, from_columns(entity), await _links(services, entity))
 
 

@@ -6,10 +6,44 @@ import re
 from datetime import UTC
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+)
 
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
-_FORBIDDEN_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+# Text that ends up in a mail header must stay on its line: no C0 or C1 control characters
+# (NUL, ESC, tab, vertical tab, form feed, U+001C-U+001E, NEL U+0085...), no line or
+# paragraph separator (U+2028, U+2029), and no lone surrogate, which UTF-8 cannot encode.
+_NOT_IN_HEADERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_FORBIDDEN_NAME = re.compile(r"[/\\:*?\"<>|]")
+
+
+def header_text(value: str) -> str:
+    """Refuse what would break out of, or cannot be written into, a mail header line."""
+    if _NOT_IN_HEADERS.search(value):
+        raise ValueError(
+            "must not hold control characters, line or paragraph separators, or lone surrogates"
+        )
+    return value
+
+
+def body_text(value: str) -> str:
+    """Refuse a lone surrogate: it cannot be encoded as UTF-8, so the body cannot be sent."""
+    if _LONE_SURROGATE.search(value):
+        raise ValueError("must not hold lone surrogates (it is not valid Unicode text)")
+    return value
+
+
+HeaderText = Annotated[str, AfterValidator(header_text)]
+BodyText = Annotated[str, AfterValidator(body_text)]
+Address = Annotated[EmailStr, AfterValidator(header_text)]
 
 
 class AttachmentIn(BaseModel):
@@ -17,7 +51,7 @@ class AttachmentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[HeaderText, Field(min_length=1, max_length=255)]
     content_type: str = "application/octet-stream"
     content: Annotated[str, Field(description="the file, base64-encoded")]
     followed: bool = True
@@ -30,7 +64,7 @@ class AttachmentIn(BaseModel):
             or value.strip() in ("", ".", "..")
             or value != value.strip()
         ):
-            raise ValueError("must be a plain file name, without path parts or control characters")
+            raise ValueError("must be a plain file name, without path parts")
         return value
 
     @field_validator("content_type")
@@ -55,11 +89,11 @@ class ComposeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: list[EmailStr] = Field(default_factory=list, max_length=100)
-    cc: list[EmailStr] = Field(default_factory=list, max_length=100)
-    bcc: list[EmailStr] = Field(default_factory=list, max_length=100)
-    subject: Annotated[str, Field(max_length=998)] = ""
-    html: str = ""
+    to: list[Address] = Field(default_factory=list, max_length=100)
+    cc: list[Address] = Field(default_factory=list, max_length=100)
+    bcc: list[Address] = Field(default_factory=list, max_length=100)
+    subject: Annotated[HeaderText, Field(max_length=998)] = ""
+    html: BodyText = ""
     # A stored template: its subject and HTML, rendered for the recipient and the sender,
     # replace `subject` and `html` (which must then be left empty).
     template_id: Annotated[str | None, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None
@@ -75,13 +109,6 @@ class ComposeIn(BaseModel):
     def _utc(cls, value: AwareDatetime | None) -> AwareDatetime | None:
         return value.astimezone(UTC) if value is not None else None
 
-    @field_validator("subject")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("must be a single line")
-        return value
-
 
 class RescheduleIn(BaseModel):
     """PATCH /api/messages/{id}/schedule."""
@@ -96,6 +123,6 @@ class ReminderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Annotated[HeaderText, Field(min_length=1, max_length=200)]
     condition: Literal["no_reply_by", "not_opened_by", "at"]
     at: AwareDatetime

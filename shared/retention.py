@@ -16,6 +16,7 @@ from typing import Any
 
 from azure.data.tables import UpdateMode
 
+from shared import idempotency
 from shared.events import bucket_of
 from shared.kpis import Kpis, to_columns
 from shared.runtime import Services
@@ -26,6 +27,7 @@ from shared.storage import Store
 class Purge:
     cutoff_bucket: str
     blobs_deleted: int
+    idempotency_keys_forgotten: int = 0
 
 
 async def _delete_blobs(store: Store, names: Iterable[str]) -> int:
@@ -37,7 +39,8 @@ async def _delete_blobs(store: Store, names: Iterable[str]) -> int:
 
 
 async def purge_cycle(services: Services) -> Purge:
-    """Delete interaction blobs older than RETENTION_DAYS (whole buckets at a time)."""
+    """Delete interaction blobs older than RETENTION_DAYS (whole buckets at a time), and
+    forget compose Idempotency-Keys older than IDEMPOTENCY_HOURS."""
     cutoff = bucket_of(services.clock() - timedelta(days=services.settings.retention_days))
     deleted = 0
     async for prefix in services.store.interactions.walk_blobs(delimiter="/"):
@@ -51,7 +54,7 @@ async def purge_cycle(services: Services) -> Purge:
             )
         ]
         deleted += await _delete_blobs(services.store, names)
-    return Purge(cutoff, deleted)
+    return Purge(cutoff, deleted, await idempotency.purge(services))
 
 
 def _addressed_to(row: Any, address: str) -> bool:

@@ -40,7 +40,9 @@ RECORDS_INDEX_TABLE = "recordindex"
 TEMPLATES_TABLE = "templates"
 TEMPLATE_STATS_TABLE = "templatestats"
 WEBHOOKS_TABLE = "webhooks"
+IDEMPOTENCY_TABLE = "idempotency"
 TABLES = (
+    IDEMPOTENCY_TABLE,
     WEBHOOKS_TABLE,
     ALERTS_TABLE,
     REMINDERS_TABLE,
@@ -63,6 +65,23 @@ _TRACKING_CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 2,
     "read_timeout": 3,
     "retry_policy": LinearRetry(backoff=0, random_jitter_range=0, retry_total=1),
+}
+
+
+# Everything else: an unreachable account must fail a seller's request in seconds (then it
+# answers 503 with Retry-After), not after the SDK's default of ten retries (83 s was seen).
+# Uploads of large attachments are what read_timeout must allow.
+_BLOB_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 30,
+    "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+}
+_TABLE_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 10,
+    "retry_total": 2,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 2,
 }
 
 
@@ -159,6 +178,10 @@ class Store:
         return self.table_service.get_table_client(WEBHOOKS_TABLE)
 
     @cached_property
+    def idempotency(self) -> TableClient:
+        return self.table_service.get_table_client(IDEMPOTENCY_TABLE)
+
+    @cached_property
     def template_stats(self) -> TableClient:
         return self.table_service.get_table_client(TEMPLATE_STATS_TABLE)
 
@@ -214,11 +237,11 @@ def build_store(settings: Settings) -> Store:
     if settings.storage_connection_string is not None:
         conn = settings.storage_connection_string.get_secret_value()
         return Store(
-            blob_service=BlobServiceClient.from_connection_string(conn),
+            blob_service=BlobServiceClient.from_connection_string(conn, **_BLOB_CLIENT_OPTIONS),
             tracking_blob_service=BlobServiceClient.from_connection_string(
                 conn, **_TRACKING_CLIENT_OPTIONS
             ),
-            table_service=TableServiceClient.from_connection_string(conn),
+            table_service=TableServiceClient.from_connection_string(conn, **_TABLE_CLIENT_OPTIONS),
         )
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -229,11 +252,15 @@ def build_store(settings: Settings) -> Store:
     )
     assert settings.storage_blob_url and settings.storage_table_url  # checked by Settings
     return Store(
-        blob_service=BlobServiceClient(settings.storage_blob_url, credential=credential),
+        blob_service=BlobServiceClient(
+            settings.storage_blob_url, credential=credential, **_BLOB_CLIENT_OPTIONS
+        ),
         tracking_blob_service=BlobServiceClient(
             settings.storage_blob_url, credential=credential, **_TRACKING_CLIENT_OPTIONS
         ),
-        table_service=TableServiceClient(settings.storage_table_url, credential=credential),
+        table_service=TableServiceClient(
+            settings.storage_table_url, credential=credential, **_TABLE_CLIENT_OPTIONS
+        ),
         credential=credential,
     )
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared import templates
 from shared.auth import ADMIN_ROLE, Seller
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.models import ComposeIn
+from shared.models import BodyText, ComposeIn, HeaderText
 from shared.runtime import Services
 from shared.storage import Store
 from shared.template_stats import TemplateCounts, TemplateStats, sort_templates, template_stats
@@ -51,9 +51,9 @@ class TemplateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    subject: str = ""
-    html: Annotated[str, Field(min_length=1)]
+    name: Annotated[HeaderText, Field(min_length=1, max_length=200)]
+    subject: HeaderText = ""
+    html: Annotated[BodyText, Field(min_length=1)]
 
 
 class TemplatePatch(BaseModel):
@@ -61,9 +61,9 @@ class TemplatePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    subject: str | None = None
-    html: Annotated[str, Field(min_length=1)] | None = None
+    name: Annotated[HeaderText, Field(min_length=1, max_length=200)] | None = None
+    subject: HeaderText | None = None
+    html: Annotated[BodyText, Field(min_length=1)] | None = None
 
 
 def _html_columns(html: str) -> dict[str, Any]:

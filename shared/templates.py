@@ -39,7 +39,7 @@ FIELDS = frozenset(
 MAX_FIELD_CHARS = 1_000  # far above any real name or address; bounds one expression's output
 MAX_TEMPLATE_BYTES = 200_000
 MAX_SUBJECT_CHARS = 998  # as for a composed subject (RFC 5322's line limit)
-MAX_HTML_BYTES = 1_000_000  # as Settings.max_html_bytes
+MAX_HTML_BYTES = 3_000_000  # as Settings.max_html_bytes
 _MAX_SUBJECT_RENDER_BYTES = 16_000  # a cap while streaming, before line breaks are folded
 
 # Filters that keep a string about the size it was: no padding, repeating or replacing, and
@@ -106,7 +106,7 @@ _REFUSED = {
     "arithmetic is not supported; join text with ~",
 )
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
-_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f]")
+_CONTROLS = re.compile("[\\x00-\\x08\\x0e-\\x1b\\x1f\\x7f-\\x84\\x86-\\x9f\\ud800-\\udfff]")
 # Dry-run values: validation renders with these and with every field empty, so a template
 # that fails at run time (comparing a string with a number...) is refused when it is saved.
 _SAMPLE = {name: f"Sample {name.replace('_', ' ')}" for name in FIELDS}

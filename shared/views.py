@@ -38,6 +38,11 @@ def message_view(
         "created_at": entity["created_at"],
         "sent_at": entity.get("sent_at") or None,
         "send_at": entity.get("send_at") or None,
+        # Sending: how many attempts failed, why the last one did, and when the next is due
+        # (while `sending`); a `failed` message says why, and the seller may send it again.
+        "attempts": int(entity.get("attempts") or 0),
+        "failure": entity.get("failure") or None,
+        "next_attempt_at": entity.get("next_attempt_at") or None,
         "reminder": json.loads(entity["reminder"]) if entity.get("reminder") else None,
         "kpis": {
             "opens": kpis.opens,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 
 from functions.deps import SellerDep, ServicesDep
 from shared import messages
@@ -13,16 +13,35 @@ from shared.models import ComposeIn, ReminderIn, RescheduleIn
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
 
+def _still_sending(view: dict[str, Any], response: Response, done: int) -> dict[str, Any]:
+    # 202: accepted, still going out (a transient failure is being retried); see `status`.
+    response.status_code = 202 if view["status"] == "sending" else done
+    return view
+
+
 @router.post("", status_code=201)
-async def compose(body: ComposeIn, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
-    """Create a message; followed by default, sent unless `send` is false."""
-    return await messages.compose(services, seller, body)
+async def compose(
+    body: ComposeIn,
+    seller: SellerDep,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Create a message; followed by default, sent unless `send` is false. 201 with its
+    status (`sent`, `scheduled`, `draft`, `failed`), or 202 while it is still `sending`.
+    With an `Idempotency-Key`, a retry answers the first request's message."""
+    composed = await messages.create(services, seller, body, idempotency_key=idempotency_key)
+    if composed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _still_sending(composed.view, response, 201)
 
 
 @router.post("/{message_id}/send")
-async def send(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
-    """Send a draft."""
-    return await messages.send(services, seller, message_id)
+async def send(
+    message_id: str, seller: SellerDep, services: ServicesDep, response: Response
+) -> dict[str, Any]:
+    """Send a draft, a scheduled or a failed message now (202 while still `sending`)."""
+    return _still_sending(await messages.send(services, seller, message_id), response, 200)
 
 
 @router.patch("/{message_id}/schedule")

@@ -47,6 +47,7 @@ var tableNames = [
   'templates'
   'templatestats'
   'webhooks'
+  'idempotency'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
