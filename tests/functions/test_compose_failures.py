@@ -9,10 +9,12 @@ import asyncio
 import itertools
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from azure.data.tables import UpdateMode
 
 from functions.http_app import create_app
 from shared.auth import make_dev_token
@@ -96,7 +98,9 @@ async def test_a_lone_surrogate_in_the_body_is_refused(
     before = await seller_footprint(services, email)
     body = compose_body(html="<p>broken \ud83d text</p>")
     response = await client.post(
-        "/api/messages", content=raw_json(body), headers={**auth, "Content-Type": "application/json"}
+        "/api/messages",
+        content=raw_json(body),
+        headers={**auth, "Content-Type": "application/json"},
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "html"
@@ -298,3 +302,26 @@ async def test_storage_cut_at_each_write_of_compose_ends_in_one_mail_or_none(
             else:
                 assert mails == [], at
                 assert await blobs_of(services, email) == set(), at
+
+
+async def test_a_message_that_cannot_be_built_fails_once_instead_of_every_cycle(
+    client: httpx.AsyncClient, settings: Settings, services: Services, clock: Clock
+) -> None:
+    """A row stored before validation got stricter, with a vertical tab in its subject:
+    the mail cannot be built, so it fails at once with the reason, and is not retried."""
+    email, auth = new_seller(settings)
+    send_at = (clock.now() + timedelta(minutes=2)).isoformat()
+    created = await client.post("/api/messages", json=compose_body(send_at=send_at), headers=auth)
+    assert created.status_code == 201, created.text
+    message_id = created.json()["id"]
+    await services.store.messages.update_entity(
+        {"PartitionKey": seller_key(email), "RowKey": message_id, "subject": "Your\x0bquote"},
+        mode=UpdateMode.MERGE,
+    )
+    clock.advance(3 * 60)
+    await dispatch_cycle(services)
+    await dispatch_cycle(services)  # not tried again
+    (row,) = await message_rows(services, email)
+    assert row["status"] == "failed" and "could not be built" in row["failure"], row
+    assert int(row["attempts"]) == 1
+    assert await outbox_mails(services, email) == []
