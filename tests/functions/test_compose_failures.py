@@ -237,7 +237,7 @@ async def _writes_of_one_compose(
 ) -> int:
     cut = Cut()
     counted = cuttable_services(services, connection_string, cut)
-    email, auth = new_seller(settings)
+    _, auth = new_seller(settings)
     transport = httpx.ASGITransport(app=create_app(lambda: counted))
     async with httpx.AsyncClient(
         transport=transport, base_url=TRACKING_BASE, headers={"User-Agent": PERSON_USER_AGENT}
