@@ -52,11 +52,11 @@ bench: setup
 
 ## dev-token EMAIL=...: a development bearer token for a seller
 dev-token: setup
-	@$(PY) -m shared.cli dev-token $(EMAIL)
+	@$(PY) -m shared.ops.cli dev-token $(EMAIL)
 
 ## fold: fold recorded events into KPIs now (the timer does it every 10 s)
 fold: setup
-	$(PY) -m shared.cli fold
+	$(PY) -m shared.ops.cli fold
 
 ## infra-check: checkov on infra/ (Bicep), offline; each skipped check states its reason inline.
 ## Its own virtualenv: checkov's dependency tree would fight the app's.

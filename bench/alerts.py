@@ -20,16 +20,16 @@ import httpx
 from pydantic import SecretStr
 
 from functions.http_app import create_app
-from shared import records
-from shared.auth import Seller, make_dev_token
-from shared.config import Settings
-from shared.folding import fold_cycle
-from shared.messages import compose
-from shared.models import ComposeIn
-from shared.open_alerts import first_open_cycle
-from shared.records import RecordIn
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
+from shared.assistant.first_open_alerts import first_open_cycle
+from shared.core.auth import Seller, make_dev_token
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.crm import records
+from shared.crm.records import RecordIn
+from shared.engagement.fold import fold_cycle
+from shared.messages.models import ComposeIn
+from shared.messages.service import compose
 from tests.utils.azurite import azurite
 
 SELLER = "bench.alerts@contoso.example"

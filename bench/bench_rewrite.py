@@ -2,9 +2,9 @@
 
 Both run on the same generated newsletter in the same process. Two figures for our side:
 
-- ``ours_ms``: the rewrite function (``shared.rewrite.rewrite_html``) with tracking URLs
+- ``ours_ms``: the rewrite function (``shared.tracking.rewrite.rewrite_html``) with tracking URLs
   signed beforehand, the pure function the target is set on;
-- ``compose_ms``: the whole compose-time path (``shared.compose.followed_body``), which also
+- ``compose_ms``: the whole compose-time path (``shared.tracking.followed_body.followed_body``), which also
   HMAC-signs every link inside the timed part.
 
 pytracking reserialises the document through lxml and encrypts every link with Fernet inside
@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.compose import FollowedBody, followed_body
-from shared.ids import new_message_id
-from shared.rewrite import RewriteResult, rewrite_html
-from shared.tokens import TokenSigner
+from shared.core.ids import new_message_id
+from shared.tracking.followed_body import FollowedBody, followed_body
+from shared.tracking.rewrite import RewriteResult, rewrite_html
+from shared.tracking.tokens import TokenSigner
 
 # Filler text for the newsletter, with some non-ASCII words as real mail has.
 _FILLER = (

@@ -1,6 +1,6 @@
-"""Benchmark: the per-event classifier (`shared.classify.classify_event`) on the events of the
+"""Benchmark: the per-event classifier (`shared.classification.classifier.classify_event`) on the events of the
 evaluation set, against the one piece of client analysis the pixel path already pays for,
-truncating the client address (`shared.useragent.truncate_ip`), timed the same way in the
+truncating the client address (`shared.classification.devices.truncate_ip`), timed the same way in the
 same run.
 
 Three figures for the classifier, each per event:
@@ -24,15 +24,15 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from shared.classify import (
+from shared.classification.classifier import (
     EventSignals,
     MessageContext,
     classify_event,
     classify_message,
     clear_caches,
 )
-from shared.networks import load_networks
-from shared.useragent import truncate_ip
+from shared.classification.devices import truncate_ip
+from shared.classification.networks import load_networks
 from tests.classification.traces import build
 
 TARGET_US = 50.0  # per event, on the pixel path (docs/measurement.md)

@@ -3,7 +3,7 @@ messages, through the real HTTP app on real Azurite.
 
 Set-up (not timed): the seller's message rows go straight into their partition of the
 `messages` table, in transactions of 100, shaped as compose and delivery store them with KPI
-columns from `shared.kpis.to_columns`. Ten templates are created through the template
+columns from `shared.engagement.kpis.to_columns`. Ten templates are created through the template
 library and every message is counted for its template (sent, and opened or replied where it
 was). Marking tens of thousands of messages one by one through `template_library.mark` takes
 minutes on Azurite, so the big set's marker and counter rows are written directly, in the
@@ -39,16 +39,16 @@ from azure.data.tables.aio import TableClient
 from pydantic import SecretStr
 
 from bench.sync import count_storage_requests
-from shared import template_library
-from shared.auth import Seller, make_dev_token
-from shared.config import Settings
-from shared.events import bucket_of
-from shared.ids import new_message_id
-from shared.kpis import Kpis, Occurrence, to_columns
-from shared.messages import _LIST_COLUMNS as MESSAGE_LIST_COLUMNS
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
-from shared.template_library import MARKERS, Marker, TemplateIn
+from shared.core.auth import Seller, make_dev_token
+from shared.core.ids import new_message_id
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.engagement.kpis import Kpis, Occurrence, to_columns
+from shared.messages.service import _LIST_COLUMNS as MESSAGE_LIST_COLUMNS
+from shared.templates import library as template_library
+from shared.templates.library import MARKERS, Marker, TemplateIn
+from shared.tracking.events import bucket_of
 from tests.utils.azurite import azurite
 
 SELLER = "bench.lists@contoso.example"
@@ -553,7 +553,7 @@ def _calls(
 ) -> dict[str, Callable[[], Awaitable[object]]]:
     """Each timed request and each floor, as a call that does it once."""
     store = services.store
-    # The query shared.messages.list_messages sends for the default follow_state, with its
+    # The query shared.messages.service.list_messages sends for the default follow_state, with its
     # own column list, so the floor reads exactly what the list reads.
     list_query = "PartitionKey eq @pk and seller eq @seller and follow_state eq @state"
     list_parameters = {"pk": seller.key, "seller": seller.email, "state": "followed"}
@@ -566,7 +566,7 @@ def _calls(
             )
         ]
 
-    # The queries of shared.template_library: the template list, then a template's counters.
+    # The queries of shared.templates.library: the template list, then a template's counters.
     async def templates_query() -> list[Any]:
         return [
             row

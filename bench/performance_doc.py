@@ -135,13 +135,13 @@ def render(
         "",
         "## Link rewriting (`bench/bench_rewrite.py`)",
         "",
-        "Our byte-preserving rewriter (`shared/rewrite.py`) and pytracking's `adapt_html` "
+        "Our byte-preserving rewriter (`shared/tracking/rewrite.py`) and pytracking's `adapt_html` "
         f"rewrite the same generated newsletter ({r['bytes'] / 1e6:.2f} MB, "
         f"{r['links']:.0f} followable links) in the same process; the best of several timed "
         "runs of each is kept. pytracking reserialises the document through lxml and "
         "encrypts each link with Fernet inside the call. Our side is timed twice: the rewrite "
         "function alone, with its tracking URLs signed beforehand (the pure function the "
-        "target is set on), and the whole compose-time path (`shared/compose.py` "
+        "target is set on), and the whole compose-time path (`shared/tracking/followed_body.py` "
         "`followed_body`), which HMAC-SHA256-signs every link inside the timed part.",
         "",
         "| Rewriter | Best time (ms) | pytracking / this |",
@@ -361,10 +361,10 @@ def _classify_section(c: dict[str, float]) -> list[str]:
     return [
         "## Scanner classification cost (`bench/classify.py`)",
         "",
-        "`shared.classify.classify_event` classifies each tracking event (human, privacy "
+        "`shared.classification.classifier.classify_event` classifies each tracking event (human, privacy "
         "proxy, scanner, unknown) on the pixel path. It is timed one call at a time over the "
         f"{c['events']:.0f} events of the evaluation set ({c['distinct_user_agents']:.0f} "
-        "distinct user agents), against `shared.useragent.truncate_ip` on the same events' "
+        "distinct user agents), against `shared.classification.devices.truncate_ip` on the same events' "
         "client addresses (the client analysis the pixel path already pays for), in the "
         "same run. Cached: user agents and networks seen before, a worker's steady state; "
         "uncached: both caches emptied before every call, a never-seen client. Per-call "

@@ -27,11 +27,11 @@ import aiohttp
 from azure.storage.blob.aio import ContainerClient
 from pydantic import SecretStr
 
-from shared.config import Settings
-from shared.ids import new_message_id
-from shared.runtime import build_services
-from shared.storage import INTERACTIONS, ensure_storage
-from shared.tokens import TokenSigner, TrackingRef
+from shared.core.ids import new_message_id
+from shared.core.services import build_services
+from shared.core.settings import Settings
+from shared.core.storage import INTERACTIONS, ensure_storage
+from shared.tracking.tokens import TokenSigner, TrackingRef
 from tests.utils.azurite import azurite, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,17 +33,18 @@ from pydantic import SecretStr
 
 from bench.pixel import cpu_seconds
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
-from shared import mailboxes, records
-from shared.auth import Seller
-from shared.config import Settings
-from shared.graph.mail import STAMP_PROPERTY
-from shared.messages import compose
-from shared.messages import get as read_message
-from shared.models import ComposeIn
-from shared.records import RecordIn
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
-from shared.sync import SyncReport, sync_mailbox
+from shared.core.auth import Seller
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.crm import records
+from shared.crm.records import RecordIn
+from shared.messages.models import ComposeIn
+from shared.messages.service import compose
+from shared.messages.service import get as read_message
+from shared.outlook import mailboxes
+from shared.outlook.mail import STAMP_PROPERTY
+from shared.outlook.sync import SyncReport, sync_mailbox
 from tests.utils.azurite import azurite
 
 SELLER = "bench.sync@contoso.example"

@@ -31,14 +31,14 @@ from pydantic import SecretStr
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from functions.http_app import create_app
-from shared.auth import ADMIN_ROLE, make_dev_token
-from shared.config import Settings
-from shared.folding import fold_cycle
-from shared.graph.mail import STAMP_PROPERTY
-from shared.runtime import Services, build_services
-from shared.sending import dispatch_cycle
-from shared.storage import ensure_storage
-from shared.sync import sync_cycle, sync_mailbox
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.engagement.fold import fold_cycle
+from shared.messages.sending import dispatch_cycle
+from shared.outlook.mail import STAMP_PROPERTY
+from shared.outlook.sync import sync_cycle, sync_mailbox
 from tests.utils.azurite import azurite
 
 logger = logging.getLogger(__name__)
@@ -418,9 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("\nRead more:")
     show("README.md                  the seller API; the curl walk-through with `make run`")
     show("devtools/README.md         the Graph stand-in, and how the tests use it")
-    show("shared/graph/delivery.py   sending from the seller's own mailbox, never twice")
-    show("shared/replies.py          how replies and automatic replies are told apart")
-    show("shared/sync.py             the sync cycle: replies, tracking by category or folder")
+    show("shared/outlook/delivery.py   sending from the seller's own mailbox, never twice")
+    show("shared/outlook/replies.py          how replies and automatic replies are told apart")
+    show(
+        "shared/outlook/sync.py             the sync cycle: replies, tracking by category or folder"
+    )
     show("python -m devtools.demo --keep-running   leaves the app and the stand-in up")
     return 0
 

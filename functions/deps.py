@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from shared.auth import Seller
-from shared.runtime import Services
+from shared.core.auth import Seller
+from shared.core.services import Services
 
 
 async def services(request: Request) -> Services:

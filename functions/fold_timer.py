@@ -7,10 +7,10 @@ import logging
 
 import azure.functions as func
 
-from shared import webhooks
-from shared.folding import fold_cycle
-from shared.open_alerts import first_open_cycle
-from shared.runtime import get_services
+from shared.assistant import webhooks
+from shared.assistant.first_open_alerts import first_open_cycle
+from shared.core.services import get_services
+from shared.engagement.fold import fold_cycle
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

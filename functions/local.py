@@ -18,10 +18,10 @@ import azure.functions as func
 import uvicorn
 from azure.functions.timer import TimerRequest
 
-from shared.config import Settings, get_settings
-from shared.runtime import get_services
-from shared.schedule import Schedule
-from shared.storage import ensure_storage
+from functions.ncrontab import Schedule
+from shared.core.services import get_services
+from shared.core.settings import Settings, get_settings
+from shared.core.storage import ensure_storage
 
 logger = logging.getLogger("local")
 

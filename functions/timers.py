@@ -9,11 +9,11 @@ import logging
 
 import azure.functions as func
 
-from shared import telemetry
-from shared.reminders import reminder_cycle
-from shared.retention import purge_cycle
-from shared.runtime import get_services, import_off_loop
-from shared.sending import dispatch_cycle
+from shared.assistant.reminders import reminder_cycle
+from shared.core import telemetry
+from shared.core.services import get_services, import_off_loop
+from shared.messages.sending import dispatch_cycle
+from shared.ops.retention import purge_cycle
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -33,7 +33,7 @@ async def dispatch_scheduled(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def sync_mailboxes(timer: func.TimerRequest) -> None:
     """Replies and tracked items of every enrolled mailbox."""
-    sync = await import_off_loop("shared.sync")
+    sync = await import_off_loop("shared.outlook.sync")
     if timer.past_due:
         logger.info("sync timer is past due")
     with telemetry.timed_cycle("sync"):
@@ -44,7 +44,7 @@ async def sync_mailboxes(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule="%RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def retry_failed_items(timer: func.TimerRequest) -> None:
     """Items that failed to track, tried again (at most MAX_TRACKING_ATTEMPTS times)."""
-    sync = await import_off_loop("shared.sync")
+    sync = await import_off_loop("shared.outlook.sync")
     if timer.past_due:
         logger.info("retry timer is past due")
     with telemetry.timed_cycle("retry"):

@@ -24,7 +24,7 @@ param environmentName string
 })
 param location string
 
-@description('Object id of the person running azd, granted data access to run `python -m shared.cli` against Azure. Empty: none.')
+@description('Object id of the person running azd, granted data access to run `python -m shared.ops.cli` against Azure. Empty: none.')
 param principalId string = ''
 
 @description('Resource group name. Empty: rg-<environmentName>.')
@@ -211,7 +211,7 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
-// Every setting the app reads (shared/config.py), in one place; tests/infra/test_bicep.py
+// Every setting the app reads (shared/core/settings.py), in one place; tests/infra/test_bicep.py
 // checks this list against the Settings model. The host's own settings are added in
 // app/api.bicep. Not set on purpose: STORAGE_CONNECTION_STRING (no keys anywhere),
 // DEV_AUTH_KEY and GRAPH_STATIC_TOKEN (local development only), GRAPH_CERTIFICATE_PATH

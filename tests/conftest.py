@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shared.auth import make_dev_token
-from shared.config import Settings
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
+from shared.core.auth import make_dev_token
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
 from tests.utils.azurite import azurite
 
 TRACKING_BASE = "http://track.test"

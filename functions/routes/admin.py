@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from functions.deps import SellerDep, ServicesDep
-from shared import mailboxes, retention
-from shared.auth import ADMIN_ROLE, Seller
-from shared.errors import Forbidden
+from shared.core.auth import ADMIN_ROLE, Seller
+from shared.core.errors import Forbidden
+from shared.ops import retention
+from shared.outlook import mailboxes
 
 
 def admin(caller: SellerDep) -> Seller:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.deps import SellerDep, ServicesDep
-from shared import alerts, webhooks
+from shared.assistant import alerts, webhooks
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 
 from functions.deps import ServicesDep
 from functions.routes.admin import AdminDep
-from shared import mailboxes
-from shared.runtime import Services, import_off_loop
+from shared.core.services import Services, import_off_loop
+from shared.outlook import mailboxes
 
 CHECK_SECONDS = 5.0  # each check's budget: an admin waiting on a sick dependency learns fast
 router = APIRouter(tags=["health"])
@@ -43,7 +43,7 @@ async def _graph(services: Services) -> str | None:
         return "no mailbox enrolled"
     # The mailbox that synced well last, so that one left behind does not fail the check.
     mailbox = max(boxes, key=lambda b: (b.last_success_at, b.email)).email
-    mail = await import_off_loop("shared.graph.mail")  # the SDK, off the event loop
+    mail = await import_off_loop("shared.outlook.mail")  # the SDK, off the event loop
     # Its Inbox folder: Mail.ReadWrite, which the sync needs anyway, is enough.
     await mail.folder_id(services.graph(), mailbox, "inbox")
     return None

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 
 from functions.deps import SellerDep, ServicesDep
-from shared import messages
-from shared.models import ComposeIn, ReminderIn, RescheduleIn
+from shared.messages import service as messages
+from shared.messages.models import ComposeIn, ReminderIn, RescheduleIn
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import EmailStr
 
 from functions.deps import SellerDep, ServicesDep
-from shared import preferences, records
+from shared.crm import preferences, records
 
 router = APIRouter(prefix="/api", tags=["records"])
 

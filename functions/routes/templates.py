@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from functions.deps import SellerDep, ServicesDep
-from shared import template_library
-from shared.template_library import TemplateIn, TemplatePatch
+from shared.templates import library as template_library
+from shared.templates.library import TemplateIn, TemplatePatch
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
 

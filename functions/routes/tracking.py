@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from shared.events import EventKind, new_event
-from shared.labelling import label_event
-from shared.runtime import Services
-from shared.tokens import TrackingRef
-from shared.tracking import attachment_link, record_event
-from shared.useragent import client_ip
+from shared.classification.devices import client_ip
+from shared.core.services import Services
+from shared.engagement.labelling import label_event
+from shared.tracking.events import EventKind, new_event
+from shared.tracking.links import attachment_link, record_event
+from shared.tracking.tokens import TrackingRef
 
 logger = logging.getLogger(__name__)
 

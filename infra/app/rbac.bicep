@@ -18,7 +18,7 @@ param userPrincipalId string = ''
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Table Data Contributor: the app's tables (messages, events, mailboxes...).
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-// Storage Blob Data Contributor: the deploying person's access for `python -m shared.cli`.
+// Storage Blob Data Contributor: the deploying person's access for `python -m shared.ops.cli`.
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 // Key Vault Secrets User: read secret values, for the app settings' Key Vault references.
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'

@@ -23,7 +23,7 @@ param deploymentContainerName string
 @description('Redundancy: LRS (three copies in one datacenter), ZRS (three zones) or GZRS (plus a second region).')
 param skuName string = 'Standard_LRS'
 
-// The containers and tables the app uses: the names in shared/storage.py (CONTAINERS, TABLES),
+// The containers and tables the app uses: the names in shared/core/storage.py (CONTAINERS, TABLES),
 // checked by tests/infra/test_bicep.py.
 var containerNames = [
   'interactions'

@@ -15,8 +15,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.classify import EventClass, MessageContext, classify_event, classify_message
-from shared.networks import Networks, load_networks
+from shared.classification.classifier import (
+    EventClass,
+    MessageContext,
+    classify_event,
+    classify_message,
+)
+from shared.classification.networks import Networks, load_networks
 from tests.classification.traces import SEED, SENDS, Send, Truth, build
 
 CLASSES: tuple[Truth, ...] = ("human", "scanner", "privacy_proxy")

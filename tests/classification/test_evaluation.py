@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from shared.networks import load_networks
+from shared.classification.networks import load_networks
 from tests.classification.evaluate import Outcome, main, run, stage_scores
 from tests.classification.traces import SEED, build
 

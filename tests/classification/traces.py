@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from shared.classify import EventSignals
-from shared.events import EventKind
-from shared.networks import DATA_DIR, Networks, load_networks, read_source
+from shared.classification.classifier import EventSignals
+from shared.classification.networks import DATA_DIR, Networks, load_networks, read_source
+from shared.tracking.events import EventKind
 from tests.classification import agents
 
 Truth = Literal["human", "scanner", "privacy_proxy"]

@@ -12,7 +12,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
-from shared.graph.client import StaticTokenCredential
+from shared.outlook.graph_client import StaticTokenCredential
 from tests.conftest import Clock
 
 ANA = "ana@contoso.example"

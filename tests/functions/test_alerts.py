@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import httpx
 
-from shared.auth import make_dev_token
-from shared.folding import fold_cycle
-from shared.runtime import Services
+from shared.core.auth import make_dev_token
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
 from tests.conftest import Clock
 from tests.utils.factories import compose
 

@@ -15,13 +15,13 @@ import httpx
 import pytest
 from aiohttp import web
 
-from shared import webhooks
-from shared.auth import make_dev_token
-from shared.errors import InvalidInput
-from shared.events import BUCKET_SECONDS, bucket_of, bucket_start
-from shared.folding import fold_cycle
-from shared.open_alerts import first_open_cycle
-from shared.runtime import Services
+from shared.assistant import webhooks
+from shared.assistant.first_open_alerts import first_open_cycle
+from shared.core.auth import make_dev_token
+from shared.core.errors import InvalidInput
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
+from shared.tracking.events import BUCKET_SECONDS, bucket_of, bucket_start
 from tests.conftest import Clock
 from tests.utils.factories import compose
 

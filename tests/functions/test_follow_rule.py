@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from shared.runtime import Services
+from shared.core.services import Services
 from tests.utils.factories import HTML, attachment, compose, compose_body, ensure_contacts
 
 
@@ -150,7 +150,7 @@ async def test_preference_changed_after_sending_leaves_the_sent_mail_followed(
 async def test_preferences_of_another_sellers_message_are_not_found(
     client: httpx.AsyncClient, auth: dict[str, str], services: Services
 ) -> None:
-    from shared.auth import make_dev_token
+    from shared.core.auth import make_dev_token
 
     sent = await compose(client, auth)
     other = {"Authorization": f"Bearer {make_dev_token(services.settings, 'x@contoso.example')}"}

@@ -17,11 +17,11 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
-import shared.auth
-import shared.runtime
-from shared import records
-from shared.config import get_settings
-from shared.storage import ensure_storage
+import shared.core.auth
+import shared.core.services
+from shared.core.settings import get_settings
+from shared.core.storage import ensure_storage
+from shared.crm import records
 from tests.utils.azurite import ROOT
 from tests.utils.factories import compose_body
 
@@ -31,13 +31,13 @@ async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
     """function_app, imported with the test Azurite in its environment, and its functions by
     name (the app indexes its functions once, as the host does)."""
     get_settings.cache_clear()
-    shared.runtime._services = None
+    shared.core.services._services = None
     sys.modules.pop("function_app", None)
     module = importlib.import_module("function_app")
     yield {f.get_function_name(): f for f in module.app.get_functions()}
-    await shared.runtime.get_services().store.close()
+    await shared.core.services.get_services().store.close()
     get_settings.cache_clear()
-    shared.runtime._services = None
+    shared.core.services._services = None
 
 
 def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None:
@@ -91,9 +91,9 @@ async def call_http(
 
 
 async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, Any]) -> None:
-    services = shared.runtime.get_services()
+    services = shared.core.services.get_services()
     await ensure_storage(services.store)
-    token = shared.auth.make_dev_token(services.settings, "glue@contoso.example")
+    token = shared.core.auth.make_dev_token(services.settings, "glue@contoso.example")
     customer = compose_body()["to"][0]
     await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
     created = await call_http(
@@ -119,7 +119,7 @@ async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, 
 
 
 async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) -> None:
-    services = shared.runtime.get_services()
+    services = shared.core.services.get_services()
     await ensure_storage(services.store)
     timer = function_app["fold_events"].get_user_function()
     await timer(timer=TimerRequest(past_due=True))
@@ -130,9 +130,9 @@ async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) ->
 async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
     function_app: dict[str, Any],
 ) -> None:
-    services = shared.runtime.get_services()
+    services = shared.core.services.get_services()
     await ensure_storage(services.store)
-    token = shared.auth.make_dev_token(services.settings, "glue.alert@contoso.example")
+    token = shared.core.auth.make_dev_token(services.settings, "glue.alert@contoso.example")
     customer = "glue.customer@fabrikam.example"
     await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
     created = await call_http(

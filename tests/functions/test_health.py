@@ -11,10 +11,10 @@ import pytest
 
 from devtools.graph_standin import GraphStandIn
 from functions.http_app import create_app
-from shared.auth import ADMIN_ROLE, make_dev_token
-from shared.config import Settings
-from shared.runtime import Services, build_services
-from shared.sync import sync_mailbox
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.outlook.sync import sync_mailbox
 from tests.conftest import TRACKING_BASE
 from tests.graph import conftest as graph_fixtures
 from tests.graph.conftest import Seller

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-from shared.events import event_from_blob
-from shared.folding import fold_cycle
-from shared.open_alerts import first_open_cycle
-from shared.runtime import Services
+from shared.assistant.first_open_alerts import first_open_cycle
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
+from shared.tracking.events import event_from_blob
 from tests.conftest import Clock
 from tests.utils.factories import compose
 
@@ -115,7 +115,7 @@ async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
 async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(
     client: httpx.AsyncClient, services: Services, clock: Clock
 ) -> None:
-    from shared.auth import make_dev_token
+    from shared.core.auth import make_dev_token
 
     seller = {
         "Authorization": f"Bearer {make_dev_token(services.settings, 'honest@contoso.example')}"

@@ -8,10 +8,10 @@ import json
 import httpx
 import pytest
 
-from shared.auth import make_dev_token
-from shared.config import Settings
-from shared.folding import fold_cycle
-from shared.runtime import Services
+from shared.core.auth import make_dev_token
+from shared.core.services import Services
+from shared.core.settings import Settings
+from shared.engagement.fold import fold_cycle
 from tests.conftest import Clock
 from tests.utils.factories import HTML, attachment, compose, compose_body
 from tests.utils.storage import seller_footprint

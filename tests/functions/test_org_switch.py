@@ -6,8 +6,8 @@ import re
 
 import httpx
 
-from shared.auth import ADMIN_ROLE, make_dev_token
-from shared.runtime import Services
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.services import Services
 from tests.utils.factories import HTML, attachment, compose
 from tests.utils.storage import event_blobs
 

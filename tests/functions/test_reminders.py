@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import httpx
 
-from shared.auth import make_dev_token
-from shared.folding import fold_cycle
-from shared.reminders import reminder_cycle
-from shared.replies import record_reply
-from shared.runtime import Services
+from shared.assistant.reminders import reminder_cycle
+from shared.core.auth import make_dev_token
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
+from shared.outlook.replies import record_reply
 from tests.conftest import Clock
 from tests.utils.factories import compose, compose_body
 

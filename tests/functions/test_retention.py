@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import httpx
 
-from shared.auth import ADMIN_ROLE, make_dev_token
-from shared.events import new_event
-from shared.folding import fold_cycle
-from shared.ids import new_message_id
-from shared.retention import purge_cycle
-from shared.runtime import Services
-from shared.tracking import record_event
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.ids import new_message_id
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
+from shared.ops.retention import purge_cycle
+from shared.tracking.events import new_event
+from shared.tracking.links import record_event
 from tests.conftest import Clock
 from tests.utils.factories import compose
 from tests.utils.storage import event_blobs

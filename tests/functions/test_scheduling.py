@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import httpx
 
-from shared.runtime import Services
-from shared.sending import dispatch_cycle
+from shared.core.services import Services
+from shared.messages.sending import dispatch_cycle
 from tests.conftest import Clock
 from tests.utils.factories import compose
 

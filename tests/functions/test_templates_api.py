@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import template_library
-from shared.auth import ADMIN_ROLE, Seller, make_dev_token
-from shared.errors import InvalidInput
-from shared.folding import fold_cycle
-from shared.models import ComposeIn
-from shared.replies import record_reply
-from shared.runtime import Services
-from shared.template_stats import MIN_SENT
+from shared.core.auth import ADMIN_ROLE, Seller, make_dev_token
+from shared.core.errors import InvalidInput
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle
+from shared.messages.models import ComposeIn
+from shared.outlook.replies import record_reply
+from shared.templates import library as template_library
+from shared.templates.statistics import MIN_SENT
 from tests.conftest import Clock
 from tests.utils.factories import create_template, template_body
 
@@ -211,7 +211,7 @@ async def test_sends_opens_and_replies_are_counted_once_per_message(
     assert (await client.post(f"/api/messages/{draft['id']}/send", headers=auth)).status_code == 200
     assert (await read(client, auth, template["id"]))["sent"] == 2
 
-    # The fold cycle marks the first counted open (wired in shared/folding.py); here directly.
+    # The fold cycle marks the first counted open (wired in shared/engagement/fold.py); here directly.
     assert await template_library.mark(services.store, template["id"], sent["id"], "opened")
     assert not await template_library.mark(services.store, template["id"], sent["id"], "opened")
 

@@ -11,11 +11,11 @@ import pytest
 
 from functions.http_app import create_app
 from functions.routes.tracking import PIXEL_GIF
-from shared.config import Settings
-from shared.folding import fold_cycle
-from shared.ids import new_message_id
-from shared.runtime import Services, build_services
-from shared.tokens import TrackingRef
+from shared.core.ids import new_message_id
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.engagement.fold import fold_cycle
+from shared.tracking.tokens import TrackingRef
 from tests.conftest import TRACKING_BASE, Clock
 from tests.utils.azurite import ACCOUNT, KEY, free_port
 from tests.utils.factories import attachment, compose

@@ -13,11 +13,11 @@ from pydantic import SecretStr
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from functions.http_app import create_app
-from shared import mailboxes
-from shared.auth import make_dev_token
-from shared.config import Settings
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
+from shared.core.auth import make_dev_token
+from shared.core.services import Services, build_services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.outlook import mailboxes
 from tests.conftest import TRACKING_BASE, Clock
 
 _numbers = itertools.count(1)

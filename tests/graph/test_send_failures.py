@@ -11,10 +11,10 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from devtools.graph_standin import GraphStandIn
-from shared import sending
-from shared.graph.mail import create_draft, send_draft
-from shared.runtime import Services
-from shared.sending import dispatch_cycle, outgoing
+from shared.core.services import Services
+from shared.messages import sending
+from shared.messages.sending import dispatch_cycle, outgoing
+from shared.outlook.mail import create_draft, send_draft
 from tests.conftest import Clock
 from tests.graph.conftest import Seller
 from tests.graph.test_sending import stamp

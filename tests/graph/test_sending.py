@@ -7,9 +7,9 @@ import asyncio
 from datetime import timedelta
 
 from devtools.graph_standin import GraphStandIn
-from shared.graph.mail import DEFERRED_SEND_PROPERTY, STAMP_PROPERTY, create_draft
-from shared.runtime import Services
-from shared.sending import dispatch_cycle, outgoing
+from shared.core.services import Services
+from shared.messages.sending import dispatch_cycle, outgoing
+from shared.outlook.mail import DEFERRED_SEND_PROPERTY, STAMP_PROPERTY, create_draft
 from tests.conftest import Clock
 from tests.graph.conftest import Seller
 from tests.utils.factories import attachment, compose_body

@@ -10,10 +10,10 @@ import pytest
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from devtools.graph_standin import GraphStandIn
-from shared import mailboxes
-from shared.auth import ADMIN_ROLE, make_dev_token
-from shared.runtime import Services
-from shared.sync import retry_mailbox, sync_mailbox
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.services import Services
+from shared.outlook import mailboxes
+from shared.outlook.sync import retry_mailbox, sync_mailbox
 from tests.graph.conftest import Seller
 from tests.utils.factories import compose_body
 

@@ -1,6 +1,6 @@
 """The Bicep templates under infra/: each parses with the parser checkov uses, and they agree with
 the code. Every setting the app reads is set in Azure and nothing set goes unread (checked against
-the live Settings model), the containers and tables are the ones shared/storage.py names, and
+the live Settings model), the containers and tables are the ones shared/core/storage.py names, and
 one retention parameter drives both the lifecycle rule and RETENTION_DAYS.
 
 The parsed Bicep (pycep's JSON) is walked, not the text: app settings are the keys of the object
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from pycep import BicepParser
 
-from shared.config import Settings
-from shared.storage import CONTAINERS, INTERACTIONS, TABLES
+from shared.core.settings import Settings
+from shared.core.storage import CONTAINERS, INTERACTIONS, TABLES
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
@@ -37,7 +37,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__blobServiceUri": "the host's blob endpoint",
     # Telemetry signed in with the managed identity, since the component refuses local auth
     # (read by the host and by the Azure Monitor exporter; APPLICATIONINSIGHTS_CONNECTION_STRING
-    # is a field of Settings, read by shared/telemetry.py as well as by the host).
+    # is a field of Settings, read by shared/core/telemetry.py as well as by the host).
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra ID auth for telemetry",
 }
 
@@ -135,7 +135,9 @@ def test_there_are_templates_to_check() -> None:
 
 def test_every_setting_the_app_reads_is_set_in_azure() -> None:
     missing = _settings_read_by_the_app() - set(NOT_SET_IN_AZURE) - _bicep_app_settings()
-    assert not missing, f"read by shared/config.py but not set in infra/main.bicep: {missing}"
+    assert not missing, (
+        f"read by shared/core/settings.py but not set in infra/main.bicep: {missing}"
+    )
 
 
 def test_every_setting_set_in_azure_is_read() -> None:

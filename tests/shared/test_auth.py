@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from shared.auth import Authenticator
-from shared.config import Settings
-from shared.errors import Unauthorized
+from shared.core.auth import Authenticator
+from shared.core.errors import Unauthorized
+from shared.core.settings import Settings
 
 ISSUER = "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
 AUDIENCE = "api://email-engagement"

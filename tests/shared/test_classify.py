@@ -5,15 +5,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.classify import (
+from shared.classification.classifier import (
     EventSignals,
     MessageContext,
     Verdict,
     classify_event,
     classify_message,
 )
-from shared.events import EventKind
-from shared.networks import Networks, NetworkSource, load_networks
+from shared.classification.networks import Networks, NetworkSource, load_networks
+from shared.tracking.events import EventKind
 from tests.classification import agents
 
 SENT = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)

@@ -6,11 +6,11 @@ import asyncio
 
 import httpx
 
-from shared.events import new_event
-from shared.folding import fold_cycle, read_cursor
-from shared.ids import new_message_id
-from shared.runtime import Services
-from shared.tracking import record_event
+from shared.core.ids import new_message_id
+from shared.core.services import Services
+from shared.engagement.fold import fold_cycle, read_cursor
+from shared.tracking.events import new_event
+from shared.tracking.links import record_event
 from tests.conftest import PERSON_USER_AGENT, Clock
 from tests.utils.factories import compose
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.events import (
+from shared.engagement.kpis import Kpis, fold, from_columns, timeline, to_columns
+from shared.tracking.events import (
     Event,
     bucket_of,
     event_from_blob,
@@ -10,7 +11,6 @@ from shared.events import (
     new_event,
     next_bucket,
 )
-from shared.kpis import Kpis, fold, from_columns, timeline, to_columns
 
 SENT = datetime(2026, 3, 29, 0, 59, 0, tzinfo=UTC)
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"

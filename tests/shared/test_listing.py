@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.listing import page
+from shared.core.errors import InvalidInput
+from shared.messages.listing import page
 
 
 def rows(n: int) -> list[dict[str, object]]:

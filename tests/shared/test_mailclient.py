@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.mailclient import mail_client
+from shared.classification.mail_clients import mail_client
 from tests.classification import agents
 
 

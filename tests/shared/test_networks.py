@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.networks import (
+from shared.classification.networks import (
     DATA_DIR,
     FEEDS,
     Networks,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.replies import is_automatic, referenced_ids
-from shared.tracking_rules import Rejected, choose_method, classify, more_specific
+from shared.outlook.item_rules import Rejected, choose_method, classify, more_specific
+from shared.outlook.replies import is_automatic, referenced_ids
 
 
 def test_referenced_ids_nearest_first_without_duplicates() -> None:

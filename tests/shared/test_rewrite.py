@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from bench.bench_rewrite import make_newsletter
-from shared.rewrite import RewriteResult, decode_attribute_value, pixel_markup, rewrite_html
-from shared.urls import host_of, is_followable
+from shared.tracking.rewrite import (
+    RewriteResult,
+    decode_attribute_value,
+    pixel_markup,
+    rewrite_html,
+)
+from shared.tracking.urls import host_of, is_followable
 from tests.utils.corpus import CORPUS_EMAILS, corpus_files
 
 OURS = "trk.test"

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.schedule import Schedule
+from functions.ncrontab import Schedule
 
 T = datetime(2026, 11, 22, 23, 59, 58, 500000, tzinfo=UTC)  # a Sunday
 

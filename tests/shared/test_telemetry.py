@@ -20,11 +20,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from devtools.graph_standin import GraphStandIn
-from shared import mailboxes, telemetry
-from shared.config import Settings
-from shared.folding import fold_cycle
-from shared.runtime import Services
-from shared.sync import sync_mailbox
+from shared.core import telemetry
+from shared.core.services import Services
+from shared.core.settings import Settings
+from shared.engagement.fold import fold_cycle
+from shared.outlook import mailboxes
+from shared.outlook.sync import sync_mailbox
 from tests.conftest import Clock
 from tests.graph import conftest as graph_fixtures
 from tests.graph.conftest import Seller
@@ -227,7 +228,7 @@ exporter.AzureMonitorLogExporter.export = keep_logs
 
 import function_app
 from opentelemetry import trace, _logs
-from shared.runtime import get_services
+from shared.core.services import get_services
 
 async def main():
     get_services()  # the worker's services: telemetry is configured here
@@ -269,7 +270,7 @@ def test_without_a_connection_string_nothing_heavy_is_imported(
     script = """
 import asyncio, json, sys, httpx
 import function_app
-from shared.runtime import get_services
+from shared.core.services import get_services
 
 async def main():
     get_services()

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.template_stats import (
+from shared.core.errors import InvalidInput
+from shared.templates.statistics import (
     MIN_SENT,
     Z_95,
     TemplateCounts,

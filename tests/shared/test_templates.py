@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from jinja2 import TemplateError
 
-from shared import templates
-from shared.errors import InvalidInput
-from shared.templates import (
+from shared.core.errors import InvalidInput
+from shared.templates import rendering as templates
+from shared.templates.rendering import (
     MAX_FIELD_CHARS,
     MAX_SUBJECT_CHARS,
     MAX_TEMPLATE_BYTES,

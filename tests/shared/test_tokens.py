@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ids import new_message_id, partition_of, seller_key
-from shared.tokens import TokenSigner, TrackingRef
+from shared.core.ids import new_message_id, partition_of, seller_key
+from shared.tracking.tokens import TokenSigner, TrackingRef
 
 KEYS = {"k1": b"a" * 32, "k2": b"b" * 32}
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from shared.urls import followable_host, host_of, is_followable, redirect_location
+from shared.tracking.urls import followable_host, host_of, is_followable, redirect_location
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.useragent import client_ip, device_type, truncate_ip
+from shared.classification.devices import client_ip, device_type, truncate_ip
 
 
 @pytest.mark.parametrize(

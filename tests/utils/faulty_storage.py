@@ -12,9 +12,9 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
-from shared.delivery import OutboxBackend
-from shared.runtime import Services
-from shared.storage import Store
+from shared.core.services import Services
+from shared.core.storage import Store
+from shared.messages.delivery import OutboxBackend
 
 _WRITES = frozenset({"PUT", "POST", "MERGE", "PATCH", "DELETE"})
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.ids import seller_key
-from shared.runtime import Services
-from shared.storage import ATTACHMENTS, INTERACTIONS, MESSAGE_BLOBS, OUTBOX
+from shared.core.ids import seller_key
+from shared.core.services import Services
+from shared.core.storage import ATTACHMENTS, INTERACTIONS, MESSAGE_BLOBS, OUTBOX
 
 
 async def event_blobs(services: Services, message_id: str) -> list[str]:

@@ -1,0 +1,301 @@
+"""Folding recorded events into KPIs and the events table.
+
+A cycle reads the closed time buckets since its cursor (one listing per hour of events,
+metadata included, so no blob is downloaded), groups their events by message, writes each
+event as a row (the full history) and merges the KPIs with an optimistic-concurrency update.
+Doubled or racing cycles are harmless: rows are upserts and KPIs skip buckets they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+
+from shared.assistant import alerts
+from shared.core import telemetry
+from shared.core.ids import partition_of
+from shared.core.storage import Store
+from shared.engagement.kpis import (
+    COUNTED,
+    counts,
+    fold,
+    from_columns,
+    occurrence,
+    opened_by_someone,
+    to_columns,
+)
+from shared.engagement.labelling import label_message
+from shared.templates import library as template_library
+from shared.tracking.events import (
+    BUCKET_SECONDS,
+    Event,
+    bucket_of,
+    bucket_start,
+    event_from_blob,
+    last_closed_bucket,
+    next_bucket,
+)
+
+logger = logging.getLogger(__name__)
+_CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
+_MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
+_BATCH = 100  # table transactions take at most 100 operations
+_CONTEXT_COLUMNS = [
+    "RowKey", "kind", "index", "at", "user_agent", "ip", "method", "has_accept", "label", "reasons"
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FoldReport:
+    """What one cycle did."""
+
+    cursor: str
+    buckets: int
+    events: int
+    messages: int
+    orphans: int
+
+
+def _parse_time(value: str) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def _read_cursor(store: Store) -> tuple[str | None, str | None]:
+    try:
+        entity = await store.state.get_entity("fold", "cursor")
+    except ResourceNotFoundError:
+        return None, None
+    return str(entity["bucket"]), entity.metadata.get("etag")
+
+
+async def read_cursor(store: Store) -> str | None:
+    """The newest bucket every message has absorbed."""
+    return (await _read_cursor(store))[0]
+
+
+async def _earliest_bucket(store: Store) -> str | None:
+    async for item in store.interactions.walk_blobs(delimiter="/"):
+        return str(item.name).rstrip("/")
+    return None
+
+
+async def list_events(store: Store, prefix: str) -> list[Event]:
+    """The events under a blob prefix (a bucket, or a bucket and a message), from one listing."""
+    events = []
+    async for blob in store.interactions.list_blobs(name_starts_with=prefix, include=["metadata"]):
+        event = event_from_blob(blob.name, blob.metadata or {})
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def _chunks(after: str, through: str) -> list[tuple[str, str]]:
+    """(listing prefix, newest bucket it covers) for the buckets in (after, through]: one
+    listing per bucket when the cycle is keeping up (a few, mostly empty), one per hour when
+    it is catching up, so that neither case lists the same events again and again."""
+    buckets: list[str] = []
+    bucket = next_bucket(after)
+    while bucket <= through and len(buckets) <= _MAX_PENDING_BUCKETS:
+        buckets.append(bucket)
+        bucket = next_bucket(bucket)
+    if len(buckets) <= _MAX_PENDING_BUCKETS:
+        return [(b, b) for b in buckets]
+    start = bucket_start(next_bucket(after)).replace(minute=0, second=0)
+    chunks = []
+    while start <= bucket_start(through):
+        hour_last = bucket_of(start + timedelta(seconds=3600 - BUCKET_SECONDS))
+        chunks.append((start.strftime("%Y%m%d%H"), min(through, hour_last)))
+        start += timedelta(hours=1)
+    return chunks
+
+
+async def _write_rows(store: Store, message_id: str, events: list[Event]) -> None:
+    rows = [
+        (
+            "upsert",
+            {
+                "PartitionKey": message_id,
+                "RowKey": e.event_id,
+                "kind": e.kind,
+                "index": e.index,
+                "at": e.at.isoformat(),
+                "bucket": e.bucket,
+                "device": occurrence(e).device,
+                "user_agent": e.user_agent,
+                "ip": e.ip,
+                "method": e.method,
+                "has_accept": e.has_accept,
+                "label": e.label,
+                "reasons": " ".join(e.reasons),
+            },
+        )
+        for e in events
+    ]
+    for start in range(0, len(rows), _BATCH):
+        await store.events.submit_transaction(rows[start : start + _BATCH])
+
+
+async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[Event]:
+    """The message's events already folded (the context of the message-level stage)."""
+    found = []
+    async for row in store.events.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": message_id}, select=_CONTEXT_COLUMNS
+    ):
+        if row["RowKey"] in skip or row.get("kind") not in ("open", "click", "attachment"):
+            continue
+        found.append(
+            Event(
+                event_id=row["RowKey"],
+                message_id=message_id,
+                kind=row["kind"],
+                index=int(row["index"]),
+                at=datetime.fromisoformat(row["at"]),
+                user_agent=row.get("user_agent") or "",
+                ip=row.get("ip") or "",
+                method=row.get("method") or "GET",
+                has_accept=bool(row.get("has_accept", True)),
+                label=row.get("label") or "",
+                reasons=tuple((row.get("reasons") or "").split()),
+            )
+        )
+    return found
+
+
+async def apply_events(
+    store: Store, message_id: str, events: list[Event], counted: frozenset[str] = COUNTED
+) -> bool:
+    """Label one message's new events (judged with its folded ones), record them in the
+    events table and merge them into its KPIs; False when the message does not exist."""
+    keys = {"partition_key": partition_of(message_id), "row_key": message_id}
+    try:
+        entity = await store.messages.get_entity(**keys)
+    except ResourceNotFoundError:
+        return False
+    sent_at = _parse_time(entity.get("sent_at", ""))
+    folded = await _folded_events(store, message_id, {e.event_id for e in events})
+    events = label_message(events, folded, sent_at, int(entity.get("link_count") or 0))
+    await _write_rows(store, message_id, events)
+    for (kind, label), n in Counter((e.kind, e.label or "unknown") for e in events).items():
+        telemetry.record_events(kind, label, n)
+    for _ in range(20):
+        current = from_columns(entity)
+        updated = fold(current, events, sent_at, counted)
+        if updated == current:
+            return True
+        if not opened_by_someone(current) and opened_by_someone(updated):
+            first = min(
+                e.at
+                for e in events
+                if e.kind == "open" and e.label != "scanner" and counts(e, sent_at)
+            )
+            await alerts.first_open(store, dict(entity), first)
+        if current.opens == 0 and updated.opens > 0:
+            await template_library.mark(store, entity.get("template_id", ""), message_id, "opened")
+        patch: dict[str, Any] = {
+            "PartitionKey": keys["partition_key"],
+            "RowKey": message_id,
+            **to_columns(updated),
+        }
+        try:
+            await store.messages.update_entity(
+                patch,
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return True
+        except ResourceModifiedError:
+            # someone else changed the message: read again and re-fold
+            try:
+                entity = await store.messages.get_entity(**keys)
+            except ResourceNotFoundError:
+                return False
+    raise RuntimeError("message KPIs kept changing under the fold")
+
+
+async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | None:
+    entity = {**_CURSOR_KEYS, "bucket": bucket}
+    try:
+        if etag is None:
+            await store.state.create_entity(entity)
+        else:
+            await store.state.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+    except (ResourceExistsError, ResourceModifiedError):
+        return None  # another cycle moved it; ours did the same work, idempotently
+    return (await _read_cursor(store))[1]
+
+
+async def fold_cycle(
+    store: Store,
+    *,
+    now: datetime | None = None,
+    grace: timedelta,
+    counted: frozenset[str] = COUNTED,
+) -> FoldReport:
+    """Fold every closed bucket since the cursor. Safe to run twice or concurrently."""
+    moment = now or datetime.now(UTC)
+    closed = last_closed_bucket(moment, grace)
+    cursor, etag = await _read_cursor(store)
+    if cursor is None:
+        earliest = await _earliest_bucket(store)
+        cursor = (
+            bucket_of(bucket_start(earliest) - timedelta(seconds=BUCKET_SECONDS))
+            if earliest
+            else closed
+        )
+    if cursor >= closed:
+        if etag is None:
+            await _save_cursor(store, cursor, None)
+        return FoldReport(cursor, 0, 0, 0, 0)
+    total_events = messages = orphans = buckets = 0
+    for prefix, chunk_end in _chunks(cursor, closed):
+        events = [e for e in await list_events(store, prefix) if cursor < e.bucket <= closed]
+        by_message: dict[str, list[Event]] = defaultdict(list)
+        for event in events:
+            by_message[event.message_id].append(event)
+        for message_id, items in by_message.items():
+            if not await apply_events(store, message_id, items, counted):
+                orphans += len(items)
+        total_events += len(events)
+        messages += len(by_message)
+        buckets += len({e.bucket for e in events})
+        etag = await _save_cursor(store, chunk_end, etag)
+        if etag is None:
+            break  # a racing cycle owns the cursor now; it did the same work
+        cursor = chunk_end
+    if orphans:
+        logger.warning("fold dropped %s events of unknown messages", orphans)
+    return FoldReport(cursor, buckets, total_events, messages, orphans)
+
+
+async def pending_events(
+    store: Store, message_id: str, after: str, now: datetime
+) -> list[Event] | None:
+    """Events of one message in buckets newer than `after`, up to now (not yet folded).
+    None when that is more than the pending window: the cycle is behind."""
+    buckets: list[str] = []
+    bucket, newest = next_bucket(after), bucket_of(now)
+    while bucket <= newest:
+        buckets.append(bucket)
+        if len(buckets) > _MAX_PENDING_BUCKETS:
+            return None
+        bucket = next_bucket(bucket)
+    found = await asyncio.gather(*(list_events(store, f"{b}/{message_id}/") for b in buckets))
+    return [e for group in found for e in group]

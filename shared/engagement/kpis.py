@@ -1,0 +1,243 @@
+"""Engagement KPIs of one message, folded from its events. Pure: no I/O.
+
+Folding is exact and idempotent per time bucket: a KPI record remembers the newest bucket it
+has absorbed, and the fold ignores events from buckets it already holds, so a cycle that runs
+twice, or two cycles racing, never count an event twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from shared.classification.devices import device_type
+from shared.classification.mail_clients import mail_client
+from shared.tracking.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One event as the timeline shows it."""
+
+    kind: str  # an event kind, or "reply"
+    at: datetime
+    index: int
+    device: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "index": self.index,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Occurrence:
+        return cls(
+            kind=data["kind"],
+            at=datetime.fromisoformat(data["at"]),
+            index=int(data["index"]),
+            device=str(data["device"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """Counters of one message. Events before the message was sent are previews, not counted."""
+
+    opens: int = 0
+    link_clicks: int = 0
+    attachment_views: int = 0
+    replies: int = 0
+    previews: int = 0
+    clicks_by_link: dict[int, int] = field(default_factory=dict)
+    views_by_attachment: dict[int, int] = field(default_factory=dict)
+    devices: dict[str, int] = field(default_factory=dict)
+    # Every event after sending by kind and class, counted or not ({"open": {"scanner": 3}}).
+    by_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    clients: dict[str, int] = field(default_factory=dict)  # counted opens by mail client
+    first: dict[str, Occurrence] = field(default_factory=dict)
+    last: dict[str, Occurrence] = field(default_factory=dict)
+    folded_bucket: str = ""
+
+    @property
+    def first_opened_at(self) -> datetime | None:
+        return self.first["open"].at if "open" in self.first else None
+
+    @property
+    def last_opened_at(self) -> datetime | None:
+        return self.last["open"].at if "open" in self.last else None
+
+
+# The classes the headline KPIs count by default: people, and privacy proxies (the open
+# happened; only who and when are hidden). "" is an event recorded before classification.
+COUNTED: frozenset[str] = frozenset({"human", "privacy_proxy", ""})
+
+
+def counts(event: Event, sent_at: datetime | None) -> bool:
+    """Whether an event happened after the message went out (before, it is a preview)."""
+    return sent_at is not None and event.at >= sent_at
+
+
+def opened_by_someone(kpis: Kpis) -> bool:
+    """Whether an open after sending was made by other than a scanner (the first one
+    raises the alert); counted opens from before classification count too."""
+    tally = kpis.by_class.get("open", {})
+    return kpis.opens > 0 or any(n for label, n in tally.items() if label != "scanner")
+
+
+def occurrence(event: Event) -> Occurrence:
+    """The timeline view of an event."""
+    return Occurrence(event.kind, event.at, event.index, device_type(event.user_agent))
+
+
+def fold(
+    kpis: Kpis,
+    events: Iterable[Event],
+    sent_at: datetime | None,
+    counted: frozenset[str] = COUNTED,
+) -> Kpis:
+    """`kpis` plus the events from buckets newer than the ones it already holds. Every
+    event is tallied by class; the headline counters, per-link and per-attachment counts,
+    devices and the timeline take only the `counted` classes."""
+    fresh = sorted(
+        (e for e in events if e.bucket > kpis.folded_bucket), key=lambda e: (e.at, e.event_id)
+    )
+    if not fresh:
+        return kpis
+    opens, clicks, views, previews = (
+        kpis.opens,
+        kpis.link_clicks,
+        kpis.attachment_views,
+        kpis.previews,
+    )
+    by_link, by_attachment = dict(kpis.clicks_by_link), dict(kpis.views_by_attachment)
+    devices, first, last = dict(kpis.devices), dict(kpis.first), dict(kpis.last)
+    by_class = {kind: dict(tally) for kind, tally in kpis.by_class.items()}
+    clients = dict(kpis.clients)
+    for event in fresh:
+        if not counts(event, sent_at):
+            previews += 1
+            continue
+        tally = by_class.setdefault(event.kind, {})
+        label = event.label or "unknown"
+        tally[label] = tally.get(label, 0) + 1
+        if event.label not in counted:
+            continue
+        seen = occurrence(event)
+        first.setdefault(event.kind, seen)
+        last[event.kind] = seen
+        if event.kind == "open":
+            opens += 1
+            devices[seen.device] = devices.get(seen.device, 0) + 1
+            client = mail_client(event.user_agent)
+            clients[client] = clients.get(client, 0) + 1
+        elif event.kind == "click":
+            clicks += 1
+            by_link[event.index] = by_link.get(event.index, 0) + 1
+        else:
+            views += 1
+            by_attachment[event.index] = by_attachment.get(event.index, 0) + 1
+    return replace(
+        kpis,
+        opens=opens,
+        link_clicks=clicks,
+        attachment_views=views,
+        previews=previews,
+        clicks_by_link=by_link,
+        views_by_attachment=by_attachment,
+        devices=devices,
+        by_class=by_class,
+        clients=clients,
+        first=first,
+        last=last,
+        folded_bucket=max(kpis.folded_bucket, max(e.bucket for e in fresh)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """A line of a message's timeline: what happened, when, and whether it was the first
+    or the most recent of its type."""
+
+    event: str
+    at: datetime
+    occurrence: str
+    index: int | None = None
+    device: str | None = None
+
+
+def timeline(kpis: Kpis, sent_at: datetime | None) -> list[TimelineEntry]:
+    """First and most recent occurrence of each event type, newest first (as Dynamics 365
+    shows it); a type that happened once shows once."""
+    entries: list[TimelineEntry] = []
+    for kind, first in kpis.first.items():
+        latest = kpis.last.get(kind, first)
+        only = latest == first
+        entries.append(
+            TimelineEntry(kind, first.at, "only" if only else "first", first.index, first.device)
+        )
+        if not only:
+            entries.append(TimelineEntry(kind, latest.at, "latest", latest.index, latest.device))
+    if sent_at is not None:
+        entries.append(TimelineEntry("sent", sent_at, "only"))
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries
+
+
+_INT_KEYED = ("clicks_by_link", "views_by_attachment")
+
+
+def to_columns(kpis: Kpis) -> dict[str, Any]:
+    """Table-entity columns for the KPIs (maps as JSON text)."""
+    return {
+        "opens": kpis.opens,
+        "link_clicks": kpis.link_clicks,
+        "attachment_views": kpis.attachment_views,
+        "replies": kpis.replies,
+        "previews": kpis.previews,
+        "first_opened_at": kpis.first_opened_at.isoformat() if kpis.first_opened_at else "",
+        "last_opened_at": kpis.last_opened_at.isoformat() if kpis.last_opened_at else "",
+        "clicks_by_link": json.dumps(kpis.clicks_by_link),
+        "views_by_attachment": json.dumps(kpis.views_by_attachment),
+        "devices": json.dumps(kpis.devices),
+        "by_class": json.dumps(kpis.by_class),
+        "clients": json.dumps(kpis.clients),
+        "first_json": json.dumps({k: o.to_json() for k, o in kpis.first.items()}),
+        "last_json": json.dumps({k: o.to_json() for k, o in kpis.last.items()}),
+        "folded_bucket": kpis.folded_bucket,
+    }
+
+
+def from_columns(row: Mapping[str, Any]) -> Kpis:
+    """Inverse of to_columns; absent columns read as zero."""
+    maps = {
+        name: {int(k): int(v) for k, v in json.loads(row.get(name) or "{}").items()}
+        for name in _INT_KEYED
+    }
+    return Kpis(
+        opens=int(row.get("opens") or 0),
+        link_clicks=int(row.get("link_clicks") or 0),
+        attachment_views=int(row.get("attachment_views") or 0),
+        replies=int(row.get("replies") or 0),
+        previews=int(row.get("previews") or 0),
+        clicks_by_link=maps["clicks_by_link"],
+        views_by_attachment=maps["views_by_attachment"],
+        devices={k: int(v) for k, v in json.loads(row.get("devices") or "{}").items()},
+        by_class={
+            kind: {label: int(n) for label, n in tally.items()}
+            for kind, tally in json.loads(row.get("by_class") or "{}").items()
+        },
+        clients={k: int(v) for k, v in json.loads(row.get("clients") or "{}").items()},
+        first={
+            k: Occurrence.from_json(v) for k, v in json.loads(row.get("first_json") or "{}").items()
+        },
+        last={
+            k: Occurrence.from_json(v) for k, v in json.loads(row.get("last_json") or "{}").items()
+        },
+        folded_bucket=str(row.get("folded_bucket") or ""),
+    )

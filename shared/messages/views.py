@@ -1,0 +1,119 @@
+"""How messages are shown to sellers: the JSON views of the API. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.engagement.kpis import Kpis, timeline
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A stored ISO time, or None for an empty column."""
+    return datetime.fromisoformat(value) if value else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def message_view(
+    entity: dict[str, Any], kpis: Kpis, links: list[str], *, html: str | None = None
+) -> dict[str, Any]:
+    """A message with its KPIs, per-link and per-attachment counts and its timeline."""
+    attachments = json.loads(entity.get("attachments") or "[]")
+    sent_at = parse_time(entity.get("sent_at"))
+    followed = entity["follow_state"] == "followed"
+    view: dict[str, Any] = {
+        "id": entity["RowKey"],
+        "status": entity["status"],
+        "follow_state": entity["follow_state"],
+        "subject": entity["subject"],
+        "to": json.loads(entity["to"]),
+        "cc": json.loads(entity["cc"]),
+        "bcc": json.loads(entity["bcc"]),
+        "regarding": json.loads(entity["regarding"]) if entity.get("regarding") else None,
+        "created_at": entity["created_at"],
+        "sent_at": entity.get("sent_at") or None,
+        "send_at": entity.get("send_at") or None,
+        # Sending: how many attempts failed, why the last one did, and when the next is due
+        # (while `sending`); a `failed` message says why, and the seller may send it again.
+        "attempts": int(entity.get("attempts") or 0),
+        "failure": entity.get("failure") or None,
+        "next_attempt_at": entity.get("next_attempt_at") or None,
+        "reminder": json.loads(entity["reminder"]) if entity.get("reminder") else None,
+        "kpis": {
+            "opens": kpis.opens,
+            "first_opened_at": _iso(kpis.first_opened_at),
+            "last_opened_at": _iso(kpis.last_opened_at),
+            "link_clicks": kpis.link_clicks,
+            "attachment_views": kpis.attachment_views,
+            "replies": kpis.replies,
+            "devices": kpis.devices,
+            "mail_clients": kpis.clients,
+            "previews_not_counted": kpis.previews,
+            "by_class": by_class(kpis.by_class),
+        },
+        "links": [
+            {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
+            for i, url in enumerate(links)
+        ],
+        "attachments": [
+            {
+                **a,
+                "followed": a["followed"] and followed,
+                "views": kpis.views_by_attachment.get(a["index"], 0)
+                if a["followed"] and followed
+                else None,
+            }
+            for a in attachments
+        ],
+        "timeline": [
+            {
+                "event": t.event,
+                "at": t.at.isoformat(),
+                "occurrence": t.occurrence,
+                "index": t.index,
+                "device": t.device,
+            }
+            for t in timeline(kpis, sent_at)
+        ],
+    }
+    if entity.get("blocked"):
+        view["blocked_recipients"] = json.loads(entity["blocked"])
+    if html is not None:
+        view["html"] = html
+    return view
+
+
+_KINDS = {"open": "opens", "click": "link_clicks", "attachment": "attachment_views"}
+_CLASSES = ("human", "privacy_proxy", "unknown", "scanner")
+
+
+def by_class(tallies: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """Every event after sending by class, counted or not: {"opens": {"human": 2, ...}}."""
+    return {
+        name: {label: int(tallies.get(kind, {}).get(label, 0)) for label in _CLASSES}
+        for kind, name in _KINDS.items()
+    }
+
+
+def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of the followed-emails list."""
+    return {
+        "id": row["RowKey"],
+        "subject": row["subject"],
+        "to": json.loads(row["to"]),
+        "status": row["status"],
+        "follow_state": row["follow_state"],
+        "sent_at": row.get("sent_at") or None,
+        "opens": row.get("opens", 0),
+        "first_opened_at": row.get("first_opened_at") or None,
+        "last_opened_at": row.get("last_opened_at") or None,
+        "link_clicks": row.get("link_clicks", 0),
+        "attachment_views": row.get("attachment_views", 0),
+        "replies": row.get("replies", 0),
+        "by_class": by_class(json.loads(row.get("by_class") or "{}")),
+    }

@@ -1,0 +1,76 @@
+"""Command line: `python -m shared.ops.cli dev-token EMAIL | fold | init-storage`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.services import build_services
+from shared.core.settings import get_settings
+from shared.core.storage import ensure_storage
+from shared.engagement.fold import fold_cycle
+from shared.messages.sending import dispatch_cycle
+from shared.outlook import mailboxes
+
+
+async def _run(args: argparse.Namespace) -> None:
+    """One cycle of a timer's work, now, printed as JSON."""
+    services = build_services(get_settings())
+    try:
+        await ensure_storage(services.store)
+        result: Any
+        if args.command == "fold":
+            result = dataclasses.asdict(await fold_cycle(services.store, grace=services.grace))
+        elif args.command == "enrol":
+            result = await mailboxes.enrol(services, args.email, args.folder)
+        elif args.command == "dispatch":
+            result = dataclasses.asdict(await dispatch_cycle(services))
+        else:
+            from shared.outlook.sync import sync_cycle
+
+            reports = await sync_cycle(services, retry=args.command == "retry")
+            result = [dataclasses.asdict(r) for r in reports]
+        print(json.dumps(result, indent=2, default=str))
+    finally:
+        await services.close()
+
+
+async def _init_storage() -> None:
+    services = build_services(get_settings())
+    try:
+        await ensure_storage(services.store)
+    finally:
+        await services.store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.ops.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("dev-token", help="print a development bearer token for a seller")
+    token.add_argument("email")
+    token.add_argument("--hours", type=int, default=12)
+    token.add_argument("--admin", action="store_true", help="with the admin app role")
+    commands.add_parser("fold", help="run one fold cycle now")
+    enrol = commands.add_parser("enrol", help="enrol a seller's mailbox")
+    enrol.add_argument("email")
+    enrol.add_argument("--folder", action="append", default=[], help="a folder to track")
+    commands.add_parser("sync", help="run one mailbox sync cycle now")
+    commands.add_parser("retry", help="retry failed items now")
+    commands.add_parser("dispatch", help="hand over scheduled mail that is due now")
+    commands.add_parser("init-storage", help="create the containers and tables")
+    args = parser.parse_args(argv)
+    if args.command == "dev-token":
+        roles = (ADMIN_ROLE,) if args.admin else ()
+        print(make_dev_token(get_settings(), args.email, hours=args.hours, roles=roles))
+    elif args.command == "init-storage":
+        asyncio.run(_init_storage())
+    else:
+        asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    main()

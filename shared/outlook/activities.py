@@ -1,0 +1,267 @@
+"""Tracked Outlook items: the activity records (one per Internet message id, or per iCalUId
+for events), joined by every enrolled mailbox that holds a copy, and the per-cycle state the
+sync keeps while it decides what to track."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.core.errors import NotFound
+from shared.core.ids import seller_key
+from shared.core.services import Services
+from shared.crm import records
+from shared.messages.sending import index_key
+from shared.outlook.item_rules import classify, more_specific
+from shared.outlook.items import EventItem, MailItem
+from shared.outlook.mailboxes import Mailbox, load
+
+logger = logging.getLogger(__name__)
+ACTIVITY = "msg"  # partition of the activities table
+
+
+@dataclass
+class SyncReport:
+    """What one mailbox's cycle did (counts, and Graph requests for the benchmark)."""
+
+    mailbox: str
+    items: int = 0
+    tracked: int = 0
+    untracked: int = 0
+    replies: int = 0
+    failed: int = 0
+    category_writes: int = 0
+    delta_requests: int = 0
+    resynced: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Cycle:
+    """One mailbox's cycle: what it knows (loaded once, at the start) and what it decided."""
+
+    services: Services
+    mailbox: Mailbox
+    report: SyncReport
+    known: dict[str, dict[str, Any]]  # activity key -> how this mailbox tracks it
+    failures: dict[str, dict[str, Any]]  # graph id -> failure row
+    conversations: dict[str, str]  # conversation key -> the thread's root activity
+    followed: dict[str, dict[str, str]]  # "imid"/"conv" -> key -> our message id
+    enrolled: frozenset[str] = frozenset()
+    writes: list[tuple[str, list[str]]] = field(default_factory=list)
+    created: list[tuple[str, MailItem]] = field(default_factory=list)
+
+
+def activity_key(internet_message_id: str) -> str:
+    return index_key(internet_message_id)
+
+
+def event_key(ical_uid: str) -> str:
+    return index_key(f"event:{ical_uid}")
+
+
+async def _remember(cycle: Cycle, key: str, graph_id: str, method: str) -> None:
+    await cycle.services.store.mailboxes.upsert_entity(
+        {
+            "PartitionKey": cycle.mailbox.key,
+            "RowKey": f"trk-{key}",
+            "graph_id": graph_id,
+            "method": method,
+        }
+    )
+    cycle.known[key] = {"method": method}
+
+
+async def regarding(services: Services, addresses: set[str]) -> str:
+    """The contact, lead and account records whose addresses appear on an item (JSON)."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for address in sorted(addresses):
+        for record in await records.by_address(services, address):
+            found[(record["type"], record["id"])] = {"type": record["type"], "id": record["id"]}
+    return json.dumps(list(found.values()))
+
+
+async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None) -> None:
+    """Create or join the activity for a message (one activity per Internet message id)."""
+    services, mailbox = cycle.services, cycle.mailbox
+    key = activity_key(item.internet_message_id)
+    table = services.store.activities
+    try:
+        existing: dict[str, Any] | None = dict(await table.get_entity(ACTIVITY, key))
+    except ResourceNotFoundError:
+        existing = None
+    if existing is None:
+        await services.store.activity_blobs.upload_blob(
+            f"{key}.html", item.body_html.encode(), overwrite=True
+        )
+        entity = {
+            "PartitionKey": ACTIVITY,
+            "RowKey": key,
+            "kind": "email",
+            "internet_message_id": item.internet_message_id,
+            "subject": item.subject,
+            "sender": item.sender,
+            "addresses": json.dumps(sorted(item.addresses)),
+            "at": (item.received or item.sent or services.clock()).isoformat(),
+            "conversation_id": item.conversation_id,
+            "method": method,
+            "status": "tracked",
+            "mailboxes": json.dumps({mailbox.email: item.id}),
+            "followed_message_id": followed or "",
+            "regarding": await regarding(services, item.addresses - {mailbox.email}),
+            "tracked_at": services.clock().isoformat(),
+            "untracked_at": "",
+        }
+        try:
+            await table.create_entity(entity)
+            cycle.created.append((key, item))
+        except ResourceExistsError:
+            existing = dict(await table.get_entity(ACTIVITY, key))
+    if existing is not None:
+        boxes = json.loads(existing["mailboxes"])
+        best = more_specific(existing["method"], method)
+        changed = boxes.get(mailbox.email) != item.id or best != existing["method"]
+        if changed or existing["status"] != "tracked":
+            boxes[mailbox.email] = item.id
+            await table.update_entity(
+                {
+                    "PartitionKey": ACTIVITY,
+                    "RowKey": key,
+                    "mailboxes": json.dumps(boxes),
+                    "status": "tracked",
+                    "method": best,
+                    "untracked_at": "",
+                },
+                mode=UpdateMode.MERGE,
+            )
+    if item.conversation_id:
+        # The thread's first tracked item is its root: later items (the replies) are tracked
+        # through it, the root itself only by its own method.
+        conversation = index_key(item.conversation_id)
+        if conversation not in cycle.conversations:
+            with contextlib.suppress(ResourceExistsError):
+                await services.store.mailboxes.create_entity(
+                    {"PartitionKey": mailbox.key, "RowKey": f"conv-{conversation}", "activity": key}
+                )
+            cycle.conversations[conversation] = key
+    await _remember(cycle, key, item.id, method)
+    if mailbox.category_name not in item.categories:
+        cycle.writes.append((item.id, [*item.categories, mailbox.category_name]))
+    cycle.report.tracked += 1
+
+
+async def untrack(cycle: Cycle, key: str) -> None:
+    """The tracking category was taken off: the activity stays, marked untracked."""
+    services = cycle.services
+    await services.store.activities.update_entity(
+        {
+            "PartitionKey": ACTIVITY,
+            "RowKey": key,
+            "status": "untracked",
+            "untracked_at": services.clock().isoformat(),
+        },
+        mode=UpdateMode.MERGE,
+    )
+    with contextlib.suppress(ResourceNotFoundError):
+        await services.store.mailboxes.delete_entity(cycle.mailbox.key, f"trk-{key}")
+    cycle.known.pop(key, None)
+    cycle.report.untracked += 1
+
+
+async def tracked_elsewhere(services: Services, key: str) -> str | None:
+    """The method of an activity another mailbox tracks, if it is tracked."""
+    try:
+        row = await services.store.activities.get_entity(ACTIVITY, key)
+    except ResourceNotFoundError:
+        return None
+    return str(row["method"]) if row["status"] == "tracked" else None
+
+
+async def track_event(cycle: Cycle, event: EventItem) -> None:
+    """An appointment activity for a calendar event that carries the category."""
+    services, mailbox = cycle.services, cycle.mailbox
+    key = event_key(event.ical_uid)
+    try:
+        row = dict(await services.store.activities.get_entity(ACTIVITY, key))
+        boxes = json.loads(row["mailboxes"])
+    except ResourceNotFoundError:
+        row, boxes = {}, {}
+    if row.get("status") == "tracked" and boxes.get(mailbox.email) == event.id:
+        cycle.known[key] = {"method": "category"}
+        return
+    boxes[mailbox.email] = event.id
+    await services.store.activity_blobs.upload_blob(
+        f"{key}.html", event.body_html.encode(), overwrite=True
+    )
+    await services.store.activities.upsert_entity(
+        {
+            "PartitionKey": ACTIVITY,
+            "RowKey": key,
+            "kind": "appointment",
+            "ical_uid": event.ical_uid,
+            "internet_message_id": "",
+            "subject": event.subject,
+            "sender": event.organizer,
+            "addresses": json.dumps(sorted({event.organizer, *event.attendees} - {""})),
+            "at": event.start,
+            "conversation_id": "",
+            "method": "category",
+            "status": "tracked",
+            "mailboxes": json.dumps(boxes),
+            "followed_message_id": "",
+            "regarding": await regarding(services, {event.organizer, *event.attendees} - {""}),
+            "tracked_at": row.get("tracked_at") or services.clock().isoformat(),
+            "untracked_at": "",
+        },
+        mode=UpdateMode.MERGE,
+    )
+    await _remember(cycle, key, event.id, "category")
+    cycle.report.tracked += 1
+
+
+async def link_copies(cycle: Cycle) -> None:
+    """A newly tracked message may sit in other enrolled mailboxes too (a colleague on the
+    thread): link their copies to the one activity and give them the category there. Only
+    the mailboxes whose address is on the message are asked."""
+    from shared.outlook.mail import find_by_internet_id, set_categories
+
+    services, graph = cycle.services, cycle.services.graph()
+    for key, item in cycle.created:
+        for other in sorted((item.addresses & cycle.enrolled) - {cycle.mailbox.email}):
+            try:
+                copy = await find_by_internet_id(graph, other, item.internet_message_id)
+                if copy is None or copy.id is None:
+                    continue
+                row = await services.store.activities.get_entity(ACTIVITY, key)
+                boxes = json.loads(row["mailboxes"])
+                boxes[other] = copy.id
+                await services.store.activities.update_entity(
+                    {"PartitionKey": ACTIVITY, "RowKey": key, "mailboxes": json.dumps(boxes)},
+                    mode=UpdateMode.MERGE,
+                )
+                await services.store.mailboxes.upsert_entity(
+                    {
+                        "PartitionKey": seller_key(other),
+                        "RowKey": f"trk-{key}",
+                        "graph_id": copy.id,
+                        "method": row["method"],
+                    }
+                )
+                category = await _category_name(services, other)
+                if category and category not in (copy.categories or []):
+                    changes = [(copy.id, [*(copy.categories or []), category])]
+                    await set_categories(graph, other, changes)
+            except Exception as error:
+                logger.warning("could not link a copy in another mailbox: %s", classify(error))
+
+
+async def _category_name(services: Services, email: str) -> str:
+    try:
+        return (await load(services, email)).category_name
+    except NotFound:
+        return ""

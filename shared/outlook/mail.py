@@ -1,0 +1,344 @@
+"""Mailbox operations on Graph, through the msgraph SDK: drafts stamped with our id, sending
+(now or deferred), delta reads of folders and calendars, categories, and batched writes.
+
+Every call passes through the mailbox's gate (at most N requests in flight) and asks for
+immutable ids, so an item keeps its id when it moves between folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.category_color import CategoryColor
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.message import Message
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.outlook_category import OutlookCategory
+from msgraph.generated.models.recipient import Recipient
+from msgraph.generated.models.single_value_legacy_extended_property import (
+    SingleValueLegacyExtendedProperty,
+)
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
+    DeltaRequestBuilder as EventDeltaRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+    MessageItemRequestBuilder,
+)
+from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph_core.requests.batch_request_content import BatchRequestContent
+from msgraph_core.requests.batch_request_item import BatchRequestItem
+
+from shared.messages.delivery import Outgoing
+from shared.outlook.graph_client import Graph
+from shared.outlook.items import EventItem, MailItem, parse_event, parse_message, removed
+
+# Our message id on every draft we create, so a retry finds the draft instead of making a
+# second one. A named string property in our own property set (a fixed GUID).
+STAMP_PROPERTY = "String {6f1d4c2a-8d3e-4b7a-9c55-1e2f3a4b5c6d} Name EngagementMessageId"
+# PidTagDeferredSendTime: Exchange holds the sent message until this time.
+DEFERRED_SEND_PROPERTY = "SystemTime 0x3FEF"
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+BATCH_LIMIT = 20
+MESSAGE_FIELDS = [
+    "id", "subject", "from", "sender", "toRecipients", "ccRecipients", "categories",
+    "internetMessageId", "conversationId", "receivedDateTime", "sentDateTime",
+    "internetMessageHeaders", "isDraft", "parentFolderId", "body",
+]  # fmt: skip
+
+
+class DeltaExpired(Exception):
+    """Graph no longer knows the delta token (410 Gone / syncStateNotFound): resync."""
+
+
+@dataclass
+class DeltaPage:
+    """Everything a delta read returned, to its final delta link."""
+
+    items: list[Any] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    delta_link: str | None = None
+    requests: int = 0
+
+
+def _config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+    config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+    prefer = (
+        IMMUTABLE_IDS if page_size is None else f"{IMMUTABLE_IDS}, odata.maxpagesize={page_size}"
+    )
+    config.headers.add("Prefer", prefer)
+    return config
+
+
+def status_of(error: Exception) -> int | None:
+    """The HTTP status of a Graph error, if it has one."""
+    return getattr(error, "response_status_code", None)
+
+
+def _recipients(addresses: Sequence[str]) -> list[Recipient]:
+    return [Recipient(email_address=EmailAddress(address=a)) for a in addresses]
+
+
+async def find_stamped(graph: Graph, mailbox: str, our_id: str) -> Message | None:
+    """The message we created for `our_id` in any folder, if there is one."""
+    query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+        filter=(
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{STAMP_PROPERTY}' "
+            f"and ep/value eq '{our_id}')"
+        ),
+        select=[
+            "id",
+            "isDraft",
+            "internetMessageId",
+            "conversationId",
+            "sentDateTime",
+            "parentFolderId",
+        ],
+        top=2,
+    )
+    async with graph.gate(mailbox):
+        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+    return found.value[0] if found and found.value else None
+
+
+async def find_by_internet_id(
+    graph: Graph, mailbox: str, internet_message_id: str
+) -> Message | None:
+    """The mailbox's copy of a message, found by its Internet message id."""
+    quoted = internet_message_id.replace("'", "''")
+    query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+        filter=f"internetMessageId eq '{quoted}'", select=["id", "categories"], top=1
+    )
+    async with graph.gate(mailbox):
+        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+    return found.value[0] if found and found.value else None
+
+
+async def create_draft(
+    graph: Graph, mailbox: str, outgoing: Outgoing, *, send_at: datetime | None = None
+) -> Message:
+    """A draft in the seller's mailbox, stamped with our id (and deferred, if send_at)."""
+    properties = [SingleValueLegacyExtendedProperty(id=STAMP_PROPERTY, value=outgoing.message_id)]
+    if send_at is not None:
+        stamp = send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        properties.append(SingleValueLegacyExtendedProperty(id=DEFERRED_SEND_PROPERTY, value=stamp))
+    draft = Message(
+        subject=outgoing.subject,
+        body=ItemBody(content_type=BodyType.Html, content=outgoing.html),
+        to_recipients=_recipients(outgoing.to),
+        cc_recipients=_recipients(outgoing.cc),
+        bcc_recipients=_recipients(outgoing.bcc),
+        single_value_extended_properties=properties,
+        attachments=[
+            FileAttachment(
+                odata_type="#microsoft.graph.fileAttachment",
+                name=a.name,
+                content_type=a.content_type,
+                content_bytes=base64.b64encode(a.content),
+            )
+            for a in outgoing.attachments
+        ],
+    )
+    async with graph.gate(mailbox):
+        created = await graph.client.users.by_user_id(mailbox).messages.post(draft, _config())
+    if created is None or created.id is None:
+        raise RuntimeError("Graph created no draft")
+    return created
+
+
+async def send_draft(graph: Graph, mailbox: str, graph_id: str) -> None:
+    """Send a draft (Exchange holds it until its deferred-send time, if it has one)."""
+    async with graph.gate(mailbox):
+        await (
+            graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .send.post(_config())
+        )
+
+
+async def delete_message(graph: Graph, mailbox: str, graph_id: str) -> None:
+    async with graph.gate(mailbox):
+        await (
+            graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .delete(_config())
+        )
+
+
+async def get_event(graph: Graph, mailbox: str, event_id: str) -> EventItem | None:
+    """One calendar event."""
+    builder = graph.client.users.by_user_id(mailbox).events.by_event_id(event_id)
+    data = await _raw(graph, mailbox, builder.to_get_request_information(_config()))
+    return parse_event(data) if data.get("id") else None
+
+
+async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
+    """The id of a folder given by id or well-known name (inbox, sentitems, outbox...)."""
+    async with graph.gate(mailbox):
+        folder = (
+            await graph.client.users.by_user_id(mailbox)
+            .mail_folders.by_mail_folder_id(name)
+            .get(_config())
+        )
+    return folder.id if folder else None
+
+
+async def get_message(graph: Graph, mailbox: str, graph_id: str) -> MailItem | None:
+    """One message with the fields the sync needs."""
+    query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        select=MESSAGE_FIELDS
+    )
+    builder = graph.client.users.by_user_id(mailbox).messages.by_message_id(graph_id)
+    data = await _raw(graph, mailbox, builder.to_get_request_information(_config(query)))
+    return parse_message(data) if data.get("id") else None
+
+
+async def parent_folder(graph: Graph, mailbox: str, graph_id: str) -> str | None:
+    """The id of the folder a message is in."""
+    query = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+        select=["id", "parentFolderId"]
+    )
+    async with graph.gate(mailbox):
+        item = (
+            await graph.client.users.by_user_id(mailbox)
+            .messages.by_message_id(graph_id)
+            .get(_config(query))
+        )
+    return item.parent_folder_id if item else None
+
+
+_ERRORS: dict[str, Any] = {"XXX": ODataError}
+
+
+async def _raw(graph: Graph, mailbox: str, info: Any) -> dict[str, Any]:
+    """Send a request built by the SDK and take its JSON as it is (see shared.outlook.items)."""
+    adapter = graph.client.request_adapter
+    async with graph.gate(mailbox):
+        raw: Any = await adapter.send_primitive_async(info, "bytes", _ERRORS)
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    return data if isinstance(data, dict) else {}
+
+
+async def _delta(
+    graph: Graph, mailbox: str, builder: Any, first: Any, link: str | None
+) -> DeltaPage:
+    """Follow a delta query's pages to its delta link; items as raw JSON objects."""
+    page = DeltaPage()
+    config = _config(None if link else first, page_size=graph.page_size)
+    while True:
+        info = (builder.with_url(link) if link else builder).to_get_request_information(config)
+        try:
+            response = await _raw(graph, mailbox, info)
+        except ODataError as error:
+            code = error.error.code if error.error else ""
+            if status_of(error) == 410 or code == "syncStateNotFound":
+                raise DeltaExpired(mailbox) from error
+            raise
+        page.requests += 1
+        for item in response.get("value") or []:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            if removed(item):
+                page.removed.append(str(item["id"]))
+            else:
+                page.items.append(item)
+        next_link = response.get("@odata.nextLink")
+        if not next_link:
+            page.delta_link = response.get("@odata.deltaLink")
+            break
+        link = next_link
+        config = _config(page_size=graph.page_size)
+    return page
+
+
+async def delta_messages(
+    graph: Graph, mailbox: str, folder: str, delta_link: str | None
+) -> DeltaPage:
+    """All message changes in a folder since `delta_link` (everything if None)."""
+    folder_builder = graph.client.users.by_user_id(mailbox).mail_folders.by_mail_folder_id(folder)
+    query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=MESSAGE_FIELDS)
+    page = await _delta(graph, mailbox, folder_builder.messages.delta, query, delta_link)
+    page.items = [parse_message(item) for item in page.items]
+    return page
+
+
+async def delta_events(
+    graph: Graph, mailbox: str, delta_link: str | None, start: datetime, end: datetime
+) -> DeltaPage:
+    """All calendar changes between start and end since `delta_link` (everything if None).
+    Calendar delta takes no $select: Graph returns whole events."""
+    builder = graph.client.users.by_user_id(mailbox).calendar_view.delta
+    query = EventDeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+        start_date_time=start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end_date_time=end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    page = await _delta(graph, mailbox, builder, query, delta_link)
+    page.items = [parse_event(item) for item in page.items]
+    return page
+
+
+async def ensure_category(
+    graph: Graph, mailbox: str, category_id: str | None, name: str
+) -> tuple[str, str]:
+    """(id, current name) of the tracking category, recreated if it was deleted. Known by id,
+    so a renamed category keeps working."""
+    categories = graph.client.users.by_user_id(mailbox).outlook.master_categories
+    if category_id:
+        try:
+            async with graph.gate(mailbox):
+                found = await categories.by_outlook_category_id(category_id).get()
+            if found is not None and found.display_name:
+                return category_id, found.display_name
+        except ODataError as error:
+            if status_of(error) != 404:
+                raise
+    async with graph.gate(mailbox):
+        listed = await categories.get()
+    for category in (listed.value if listed else None) or []:
+        if category.display_name == name and category.id:
+            return category.id, name
+    async with graph.gate(mailbox):
+        created = await categories.post(
+            OutlookCategory(display_name=name, color=CategoryColor.Preset9)
+        )
+    if created is None or created.id is None:
+        raise RuntimeError("Graph created no category")
+    return created.id, name
+
+
+async def set_categories(
+    graph: Graph, mailbox: str, changes: Sequence[tuple[str, list[str]]]
+) -> dict[str, int]:
+    """Write categories on many messages, in $batch requests of 20; status per message id."""
+    statuses: dict[str, int] = {}
+    messages = graph.client.users.by_user_id(mailbox).messages
+    for start in range(0, len(changes), BATCH_LIMIT):
+        chunk = changes[start : start + BATCH_LIMIT]
+        batch = BatchRequestContent()
+        ids: dict[str, str] = {}
+        for number, (graph_id, categories) in enumerate(chunk, start=1):
+            info = messages.by_message_id(graph_id).to_patch_request_information(
+                Message(categories=categories), _config()
+            )
+            # add_request_information would drop our id for a random one
+            batch.add_request(None, BatchRequestItem(info, id=str(number)))
+            ids[str(number)] = graph_id
+        async with graph.gate(mailbox):
+            response = await graph.client.batch.post(batch_request_content=batch)
+        codes = response.get_response_status_codes() if response is not None else {}
+        for request_id, graph_id in ids.items():
+            statuses[graph_id] = int(codes.get(request_id, 0))
+    return statuses

@@ -1,0 +1,360 @@
+"""The mailbox sync cycle: replies to followed mail, and category, folder and conversation
+tracking of Outlook items — like server-side synchronisation, but exact and idempotent.
+
+One cycle per mailbox: make sure the tracking category exists, read each folder's changes
+with a delta query (large pages, only the fields needed), act on every changed item, write
+categories back in $batch requests, and keep the new delta links. What the cycle needs to
+decide (the seller's sent mail, the items and threads it tracks, its failures) is read once
+at the start, so most items cost no storage call at all. Per-item failures are recorded and
+retried by the retry cycle, at most `max_tracking_attempts` times; then the item gets the
+"(Undeliverable)" category and is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared.core import telemetry
+from shared.core.services import Services
+from shared.messages.sending import index_key
+from shared.outlook.activities import (
+    Cycle,
+    SyncReport,
+    activity_key,
+    event_key,
+    link_copies,
+    track,
+    track_event,
+    tracked_elsewhere,
+    untrack,
+)
+from shared.outlook.item_rules import Rejected, choose_method, classify
+from shared.outlook.items import EventItem, MailItem
+from shared.outlook.mail import (
+    DeltaExpired,
+    delta_events,
+    delta_messages,
+    ensure_category,
+    get_event,
+    get_message,
+    set_categories,
+)
+from shared.outlook.mailboxes import all_mailboxes, claim, save
+from shared.outlook.replies import find_followed, is_automatic, load_followed, record_reply
+
+logger = logging.getLogger(__name__)
+_WELL_KNOWN = ("inbox", "sentitems")
+_PARALLEL_ITEMS = 16
+_CALENDAR = "calendar"
+_CALENDAR_BACK = timedelta(days=30)
+_CALENDAR_AHEAD = timedelta(days=365)
+
+__all__ = ["SyncReport", "retry_mailbox", "sync_cycle", "sync_mailbox"]
+
+
+async def process_item(cycle: Cycle, item: MailItem, folder: str) -> None:
+    """Act on one changed message: a reply to followed mail is counted; an item that a
+    tracking method claims becomes (or joins) an activity; one that lost the category is
+    untracked."""
+    services, mailbox = cycle.services, cycle.mailbox
+    if not item.internet_message_id:
+        raise Rejected("the item has no Internet message id")
+    cycle.report.items += 1
+    if item.sender == mailbox.email:  # the seller's own mail is never a reply
+        followed = cycle.followed["imid"].get(index_key(item.internet_message_id))
+    else:
+        followed = find_followed(
+            cycle.followed,
+            item.header("In-Reply-To"),
+            item.header("References"),
+            item.conversation_id,
+        )
+        if followed is not None:
+            await record_reply(
+                services,
+                followed,
+                reply_key=item.internet_message_id,
+                at=item.received or services.clock(),
+                automatic=is_automatic(item.headers, item.subject),
+            )
+            cycle.report.replies += 1
+    key = activity_key(item.internet_message_id)
+    root = (
+        cycle.conversations.get(index_key(item.conversation_id)) if item.conversation_id else None
+    )
+    method: str | None = choose_method(
+        token=followed is not None,
+        conversation=root is not None and root != key,
+        folder=folder in mailbox.folders,
+        category=mailbox.category_name in item.categories,
+    )
+    if (
+        method is None
+        and key not in cycle.known
+        and (item.addresses & cycle.enrolled) - {mailbox.email}
+    ):
+        # Another enrolled mailbox is on the message and may track it: link, don't duplicate.
+        method = await tracked_elsewhere(services, key)
+    if method is not None:
+        await track(cycle, item, method, followed)
+    elif cycle.known.get(key, {}).get("method") == "category":
+        await untrack(cycle, key)
+    await _clear_failure(cycle, item.id)
+
+
+async def process_event(cycle: Cycle, event: EventItem) -> None:
+    """A calendar event with the tracking category becomes an appointment activity; one that
+    lost it is untracked."""
+    if not event.ical_uid:
+        raise Rejected("the event has no iCalUId")
+    cycle.report.items += 1
+    key = event_key(event.ical_uid)
+    if cycle.mailbox.category_name in event.categories:
+        await track_event(cycle, event)
+    elif cycle.known.get(key, {}).get("method") == "category":
+        await untrack(cycle, key)
+    await _clear_failure(cycle, event.id)
+
+
+async def _clear_failure(cycle: Cycle, graph_id: str) -> None:
+    """An item that failed before went through: forget its failure."""
+    if graph_id in cycle.failures:
+        with contextlib.suppress(ResourceNotFoundError):
+            await cycle.services.store.mailboxes.delete_entity(
+                cycle.mailbox.key, f"fail-{index_key(graph_id)}"
+            )
+        cycle.failures.pop(graph_id)
+
+
+async def _record_failure(cycle: Cycle, graph_id: str, folder: str, error: BaseException) -> None:
+    services, mailbox = cycle.services, cycle.mailbox
+    klass = classify(error)
+    telemetry.record_error_class(klass)
+    attempts = int(cycle.failures.get(graph_id, {}).get("attempts", 0)) + 1
+    row = {
+        "PartitionKey": mailbox.key,
+        "RowKey": f"fail-{index_key(graph_id)}",
+        "graph_id": graph_id,
+        "folder": folder,
+        "attempts": attempts,
+        "failure_class": klass,
+        "undeliverable": attempts >= services.settings.max_tracking_attempts,
+        "last_error": type(error).__name__,
+    }
+    await services.store.mailboxes.upsert_entity(row)
+    cycle.failures[graph_id] = row
+    mailbox.errors[klass] = mailbox.errors.get(klass, 0) + 1
+    mailbox.last_error = f"{klass}: {type(error).__name__}"
+    cycle.report.failed += 1
+    telemetry.record_failed(klass)
+    if row["undeliverable"]:
+        cycle.writes.append((graph_id, [f"{services.settings.tracking_category} (Undeliverable)"]))
+    logger.warning("item failed to track in a mailbox (%s, attempt %s)", klass, attempts)
+
+
+async def _bounded(tasks: list[Awaitable[None]]) -> None:
+    gate = asyncio.Semaphore(_PARALLEL_ITEMS)
+
+    async def run(task: Awaitable[None]) -> None:
+        async with gate:
+            await task
+
+    await asyncio.gather(*(run(t) for t in tasks))
+
+
+async def _guarded(cycle: Cycle, item: MailItem, folder: str) -> None:
+    try:
+        await process_item(cycle, item, folder)
+    except Exception as error:
+        await _record_failure(cycle, item.id, folder, error)
+
+
+async def _sync_folder(cycle: Cycle, folder: str) -> None:
+    mailbox, graph = cycle.mailbox, cycle.services.graph()
+    try:
+        page = await delta_messages(graph, mailbox.email, folder, mailbox.delta_links.get(folder))
+    except DeltaExpired:
+        # The token was lost: read the folder again from the start. Everything below is
+        # idempotent, so items seen before change nothing.
+        cycle.report.resynced.append(folder)
+        page = await delta_messages(graph, mailbox.email, folder, None)
+    cycle.report.delta_requests += page.requests
+    await _bounded([_guarded(cycle, item, folder) for item in page.items])
+    if page.delta_link:
+        mailbox.delta_links[folder] = page.delta_link
+
+
+async def _sync_calendar(cycle: Cycle) -> None:
+    mailbox, graph, now = cycle.mailbox, cycle.services.graph(), cycle.services.clock()
+    window = (now - _CALENDAR_BACK, now + _CALENDAR_AHEAD)
+    try:
+        page = await delta_events(graph, mailbox.email, mailbox.delta_links.get(_CALENDAR), *window)
+    except DeltaExpired:
+        cycle.report.resynced.append(_CALENDAR)
+        page = await delta_events(graph, mailbox.email, None, *window)
+    cycle.report.delta_requests += page.requests
+    for event in page.items:
+        try:
+            await process_event(cycle, event)
+        except Exception as error:
+            await _record_failure(cycle, event.id, _CALENDAR, error)
+    if page.delta_link:
+        mailbox.delta_links[_CALENDAR] = page.delta_link
+
+
+async def _write_categories(cycle: Cycle) -> None:
+    if not cycle.writes:
+        return
+    latest = dict(cycle.writes)  # one write per item: the last decided
+    statuses = await set_categories(
+        cycle.services.graph(), cycle.mailbox.email, list(latest.items())
+    )
+    cycle.report.category_writes += len(statuses)
+    for status in statuses.values():
+        if not 200 <= status < 300:
+            klass = "throttled" if status in (429, 503) else "rejected"
+            telemetry.record_error_class(klass)
+            cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
+            cycle.mailbox.last_error = f"{klass}: category write answered {status}"
+
+
+async def _open_cycle(services: Services, email: str) -> Cycle | None:
+    mailbox = await claim(services, email)
+    if mailbox is None:
+        return None  # another cycle is syncing this mailbox right now
+    rows: dict[str, dict[str, Any]] = {
+        row["RowKey"]: dict(row)
+        async for row in services.store.mailboxes.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": mailbox.key}
+        )
+    }
+
+    def with_prefix(prefix: str) -> dict[str, dict[str, Any]]:
+        return {k[len(prefix) :]: v for k, v in rows.items() if k.startswith(prefix)}
+
+    return Cycle(
+        services=services,
+        mailbox=mailbox,
+        report=SyncReport(mailbox.email),
+        known=with_prefix("trk-"),
+        failures={row["graph_id"]: row for row in with_prefix("fail-").values()},
+        conversations={k: v["activity"] for k, v in with_prefix("conv-").items()},
+        followed=await load_followed(services, mailbox.key),
+        enrolled=frozenset(m.email for m in await all_mailboxes(services)),
+    )
+
+
+async def _ensure_category(cycle: Cycle) -> None:
+    mailbox = cycle.mailbox
+    mailbox.category_id, mailbox.category_name = await ensure_category(
+        cycle.services.graph(),
+        mailbox.email,
+        mailbox.category_id or None,
+        cycle.services.settings.tracking_category,
+    )
+
+
+async def _close_cycle(cycle: Cycle, *, success: bool) -> None:
+    mailbox, now = cycle.mailbox, cycle.services.clock().isoformat()
+    mailbox.last_sync_at = now
+    if success:
+        mailbox.last_success_at = now
+    mailbox.items_failing = sum(1 for f in cycle.failures.values() if not f.get("undeliverable"))
+    mailbox.undeliverable = sum(1 for f in cycle.failures.values() if f.get("undeliverable"))
+    mailbox.items_tracked = len(cycle.known)
+    mailbox.lease_until = ""
+    try:
+        await save(cycle.services, mailbox)
+    except ResourceModifiedError:
+        logger.warning("mailbox state changed during the cycle; the next cycle catches up")
+
+
+def _failed(cycle: Cycle, error: BaseException) -> None:
+    klass = classify(error)
+    telemetry.record_error_class(klass)
+    cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
+    cycle.mailbox.last_error = f"{klass}: {type(error).__name__}"
+
+
+@asynccontextmanager
+async def _running(services: Services, email: str) -> AsyncIterator[Cycle | None]:
+    """A mailbox's cycle, from claiming it to saving its state (and its error, if any);
+    None when another cycle holds the mailbox."""
+    cycle = await _open_cycle(services, email)
+    if cycle is None:
+        yield None
+        return
+    try:
+        await _ensure_category(cycle)
+        yield cycle
+    except Exception as error:
+        _failed(cycle, error)
+        await _close_cycle(cycle, success=False)
+        raise
+    await _close_cycle(cycle, success=True)
+
+
+async def sync_mailbox(services: Services, email: str) -> SyncReport | None:
+    """One sync cycle of one mailbox; None if another cycle holds it."""
+    async with _running(services, email) as cycle:
+        if cycle is None:
+            return None
+        for folder in dict.fromkeys([*_WELL_KNOWN, *cycle.mailbox.folders]):
+            await _sync_folder(cycle, folder)
+        await _sync_calendar(cycle)
+        await _write_categories(cycle)
+        await link_copies(cycle)
+        return cycle.report
+
+
+async def _retry_one(cycle: Cycle, graph_id: str, folder: str) -> None:
+    graph, email = cycle.services.graph(), cycle.mailbox.email
+    if folder == _CALENDAR:
+        event = await get_event(graph, email, graph_id)
+        if event is None:
+            raise Rejected("the event is gone")
+        await process_event(cycle, event)
+        return
+    item = await get_message(graph, email, graph_id)
+    if item is None:
+        raise Rejected("the item is gone")
+    await process_item(cycle, item, folder)
+
+
+async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
+    """Try the failed items of one mailbox again (fetching each afresh)."""
+    async with _running(services, email) as cycle:
+        if cycle is None:
+            return None
+        for graph_id, row in list(cycle.failures.items()):
+            if row.get("undeliverable"):
+                continue
+            try:
+                await _retry_one(cycle, graph_id, row.get("folder", ""))
+            except Exception as error:
+                await _record_failure(cycle, graph_id, row.get("folder", ""), error)
+        await _write_categories(cycle)
+        return cycle.report
+
+
+async def sync_cycle(services: Services, *, retry: bool = False) -> list[SyncReport]:
+    """Every enrolled mailbox once. A failing mailbox is recorded and the others go on."""
+    reports = []
+    for mailbox in await all_mailboxes(services):
+        try:
+            run = retry_mailbox if retry else sync_mailbox
+            report = await run(services, mailbox.email)
+        except Exception:
+            logger.exception("mailbox sync failed; recorded in its health")
+            continue
+        if report is not None:
+            reports.append(report)
+    return reports

@@ -1,0 +1,156 @@
+"""Interaction events and how they are named in blob storage.
+
+Each event is one blob, written once by a tracking endpoint (its only storage write).
+Blobs are named ``{bucket}/{message_id}/{event_id}``: the bucket is the UTC time floored to
+BUCKET_SECONDS, so the folding cycle reads new events by listing a few time prefixes, and
+retention deletes whole old prefixes. The event's fields travel in the blob's metadata, so a
+listing returns whole events without downloading a blob each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from urllib.parse import quote, unquote
+
+from shared.core.ids import new_event_id
+
+EventKind = Literal["open", "click", "attachment"]
+BUCKET_SECONDS = 10
+_BUCKET_FORMAT = "%Y%m%d%H%M%S"
+MAX_USER_AGENT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded interaction, as a tracking endpoint saw it."""
+
+    event_id: str
+    message_id: str
+    kind: EventKind
+    index: int
+    at: datetime
+    user_agent: str
+    ip: str
+    method: str = "GET"
+    has_accept: bool = True  # the request carried an Accept header (mail clients do)
+    # Who made it (shared/classification/classifier.py): human, scanner, privacy_proxy or unknown, and why.
+    # "" for an event not classified yet.
+    label: str = ""
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def bucket(self) -> str:
+        return bucket_of(self.at)
+
+    @property
+    def blob_name(self) -> str:
+        return f"{self.bucket}/{self.message_id}/{self.event_id}"
+
+    def metadata(self) -> dict[str, str]:
+        """Blob metadata (ASCII only, as storage requires)."""
+        return {
+            "kind": self.kind,
+            "index": str(self.index),
+            "at": self.at.isoformat(),
+            "ua": quote(self.user_agent, safe=""),
+            "ip": self.ip,
+            "method": self.method,
+            "acc": "1" if self.has_accept else "0",
+            "cls": self.label,
+            "why": " ".join(self.reasons),
+        }
+
+    def body(self) -> bytes:
+        """The blob's content: the same event as JSON, for export and audit."""
+        record = {
+            "event_id": self.event_id,
+            "message_id": self.message_id,
+            "kind": self.kind,
+            "index": self.index,
+            "at": self.at.isoformat(),
+            "user_agent": self.user_agent,
+            "ip": self.ip,
+            "method": self.method,
+            "has_accept": self.has_accept,
+            "class": self.label,
+            "reasons": list(self.reasons),
+        }
+        return json.dumps(record, separators=(",", ":")).encode("utf-8")
+
+
+def new_event(
+    *,
+    message_id: str,
+    kind: EventKind,
+    index: int,
+    user_agent: str,
+    ip: str,
+    method: str = "GET",
+    has_accept: bool = True,
+    at: datetime | None = None,
+) -> Event:
+    """An event stamped now, with its user agent cut to a sane length."""
+    moment = at or datetime.now(UTC)
+    return Event(
+        event_id=new_event_id(moment),
+        message_id=message_id,
+        kind=kind,
+        index=index,
+        at=moment,
+        user_agent=user_agent[:MAX_USER_AGENT],
+        ip=ip,
+        method=method,
+        has_accept=has_accept,
+    )
+
+
+def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
+    """The event a listed blob holds, or None for a blob that is not one of ours."""
+    parts = name.split("/")
+    if len(parts) != 3:
+        return None
+    try:
+        kind = metadata["kind"]
+        if kind not in ("open", "click", "attachment"):
+            return None
+        return Event(
+            event_id=parts[2],
+            message_id=parts[1],
+            kind=kind,  # type: ignore[arg-type]  # checked just above
+            index=int(metadata["index"]),
+            at=datetime.fromisoformat(metadata["at"]),
+            user_agent=unquote(metadata.get("ua") or ""),
+            ip=metadata.get("ip") or "",
+            method=metadata.get("method") or "GET",
+            has_accept=metadata.get("acc", "1") != "0",
+            label=metadata.get("cls") or "",
+            reasons=tuple((metadata.get("why") or "").split()),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def bucket_of(at: datetime) -> str:
+    """The bucket name for a moment: UTC, floored to BUCKET_SECONDS."""
+    moment = at.astimezone(UTC)
+    floored = moment.replace(second=moment.second - moment.second % BUCKET_SECONDS, microsecond=0)
+    return floored.strftime(_BUCKET_FORMAT)
+
+
+def bucket_start(bucket: str) -> datetime:
+    """When a bucket begins."""
+    return datetime.strptime(bucket, _BUCKET_FORMAT).replace(tzinfo=UTC)
+
+
+def next_bucket(bucket: str) -> str:
+    """The bucket right after `bucket`."""
+    return bucket_of(bucket_start(bucket) + timedelta(seconds=BUCKET_SECONDS))
+
+
+def last_closed_bucket(now: datetime, grace: timedelta) -> str:
+    """The newest bucket that no tracking write can still land in: it ended `grace` ago."""
+    return bucket_of(now - grace - timedelta(seconds=BUCKET_SECONDS))
