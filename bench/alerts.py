@@ -21,15 +21,16 @@ from pydantic import SecretStr
 
 from functions.http_app import create_app
 from shared.assistant.first_open_alerts import first_open_cycle
+from shared.bootstrap import build_services
 from shared.core.auth import Seller, make_dev_token
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.crm import records
 from shared.crm.records import RecordIn
 from shared.engagement.fold import fold_cycle
+from shared.messages.compose import compose
 from shared.messages.models import ComposeIn
-from shared.messages.service import compose
 from tests.utils.azurite import azurite
 
 SELLER = "bench.alerts@contoso.example"
@@ -93,7 +94,7 @@ async def _measure(connection_string: str, opens: int, seed: int) -> AlertResult
         cycle_ms.append((time.perf_counter() - started) * 1000)
 
     async def fold() -> None:
-        await fold_cycle(services.store, grace=services.grace)
+        await fold_cycle(services, grace=services.grace)
 
     stop = asyncio.Event()
     timers = [

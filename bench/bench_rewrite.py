@@ -4,8 +4,9 @@ Both run on the same generated newsletter in the same process. Two figures for o
 
 - ``ours_ms``: the rewrite function (``shared.tracking.rewrite.rewrite_html``) with tracking URLs
   signed beforehand, the pure function the target is set on;
-- ``compose_ms``: the whole compose-time path (``shared.tracking.followed_body.followed_body``), which also
-  HMAC-signs every link inside the timed part.
+- ``compose_ms``: the whole compose-time path
+  (``shared.tracking.followed_body.followed_body``), which also HMAC-signs every link inside
+  the timed part.
 
 pytracking reserialises the document through lxml and encrypts every link with Fernet inside
 ``adapt_html``; its signing cannot be timed apart, so it is compared with both.

@@ -1,7 +1,8 @@
-"""Benchmark: the per-event classifier (`shared.classification.classifier.classify_event`) on the events of the
-evaluation set, against the one piece of client analysis the pixel path already pays for,
-truncating the client address (`shared.classification.devices.truncate_ip`), timed the same way in the
-same run.
+"""Benchmark: the per-event classifier
+(`shared.classification.classifier.classify_event`) on the events of the evaluation set,
+against the one piece of client analysis the pixel path already pays for, truncating the
+client address (`shared.classification.devices.truncate_ip`), timed the same way in the same
+run.
 
 Three figures for the classifier, each per event:
 

@@ -39,13 +39,14 @@ from azure.data.tables.aio import TableClient
 from pydantic import SecretStr
 
 from bench.sync import count_storage_requests
+from shared.bootstrap import build_services
 from shared.core.auth import Seller, make_dev_token
 from shared.core.ids import new_message_id
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.engagement.kpis import Kpis, Occurrence, to_columns
-from shared.messages.service import _LIST_COLUMNS as MESSAGE_LIST_COLUMNS
+from shared.messages.reading import LIST_COLUMNS as MESSAGE_LIST_COLUMNS
 from shared.templates import library as template_library
 from shared.templates.library import MARKERS, Marker, TemplateIn
 from shared.tracking.events import bucket_of
@@ -553,7 +554,7 @@ def _calls(
 ) -> dict[str, Callable[[], Awaitable[object]]]:
     """Each timed request and each floor, as a call that does it once."""
     store = services.store
-    # The query shared.messages.service.list_messages sends for the default follow_state, with its
+    # The query shared.messages.reading.list_messages sends for the default follow_state, with its
     # own column list, so the floor reads exactly what the list reads.
     list_query = "PartitionKey eq @pk and seller eq @seller and follow_state eq @state"
     list_parameters = {"pk": seller.key, "seller": seller.email, "state": "followed"}

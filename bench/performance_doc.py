@@ -361,10 +361,12 @@ def _classify_section(c: dict[str, float]) -> list[str]:
     return [
         "## Scanner classification cost (`bench/classify.py`)",
         "",
-        "`shared.classification.classifier.classify_event` classifies each tracking event (human, privacy "
-        "proxy, scanner, unknown) on the pixel path. It is timed one call at a time over the "
+        "`shared.classification.classifier.classify_event` classifies each tracking event "
+        "(human, privacy proxy, scanner, unknown) on the pixel path. It is timed one call at a "
+        "time over the "
         f"{c['events']:.0f} events of the evaluation set ({c['distinct_user_agents']:.0f} "
-        "distinct user agents), against `shared.classification.devices.truncate_ip` on the same events' "
+        "distinct user agents), against `shared.classification.devices.truncate_ip` on the "
+        "same events' "
         "client addresses (the client analysis the pixel path already pays for), in the "
         "same run. Cached: user agents and networks seen before, a worker's steady state; "
         "uncached: both caches emptied before every call, a never-seen client. Per-call "

@@ -27,8 +27,8 @@ import aiohttp
 from azure.storage.blob.aio import ContainerClient
 from pydantic import SecretStr
 
+from shared.bootstrap import build_services
 from shared.core.ids import new_message_id
-from shared.core.services import build_services
 from shared.core.settings import Settings
 from shared.core.storage import INTERACTIONS, ensure_storage
 from shared.tracking.tokens import TokenSigner, TrackingRef

@@ -33,15 +33,16 @@ from pydantic import SecretStr
 
 from bench.pixel import cpu_seconds
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
+from shared.bootstrap import build_services
 from shared.core.auth import Seller
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.crm import records
 from shared.crm.records import RecordIn
+from shared.messages.compose import compose
 from shared.messages.models import ComposeIn
-from shared.messages.service import compose
-from shared.messages.service import get as read_message
+from shared.messages.reading import get as read_message
 from shared.outlook import mailboxes
 from shared.outlook.mail import STAMP_PROPERTY
 from shared.outlook.sync import SyncReport, sync_mailbox

@@ -31,12 +31,13 @@ from pydantic import SecretStr
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from functions.http_app import create_app
+from shared.bootstrap import build_services
 from shared.core.auth import ADMIN_ROLE, make_dev_token
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.engagement.fold import fold_cycle
-from shared.messages.sending import dispatch_cycle
+from shared.messages.dispatch import dispatch_cycle
 from shared.outlook.mail import STAMP_PROPERTY
 from shared.outlook.sync import sync_cycle, sync_mailbox
 from tests.utils.azurite import azurite
@@ -335,7 +336,7 @@ class Walkthrough:
             await asyncio.sleep(CYCLE_SECONDS)
             try:
                 await sync_cycle(self.services)
-                await fold_cycle(self.services.store, grace=self.services.grace)
+                await fold_cycle(self.services, grace=self.services.grace)
                 await dispatch_cycle(self.services)
             except Exception:
                 logger.exception("a background cycle failed; the next one runs anyway")

@@ -9,7 +9,7 @@ import azure.functions as func
 
 from shared.assistant import webhooks
 from shared.assistant.first_open_alerts import first_open_cycle
-from shared.core.services import get_services
+from shared.bootstrap import get_services
 from shared.engagement.fold import fold_cycle
 
 logger = logging.getLogger(__name__)
@@ -22,9 +22,7 @@ async def fold_events(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logger.info("fold timer is past due; catching up")
     services = get_services()
-    report = await fold_cycle(
-        services.store, grace=services.grace, counted=services.settings.counted
-    )
+    report = await fold_cycle(services)
     logger.info(
         "folded %s events of %s messages up to %s", report.events, report.messages, report.cursor
     )

@@ -14,9 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from functions.routes import admin, alerts, health, messages, records, templates, tracking
+from shared.bootstrap import get_services
 from shared.core import telemetry
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from shared.core.services import Services, get_services
+from shared.core.services import Services
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -19,7 +19,7 @@ import uvicorn
 from azure.functions.timer import TimerRequest
 
 from functions.ncrontab import Schedule
-from shared.core.services import get_services
+from shared.bootstrap import get_services
 from shared.core.settings import Settings, get_settings
 from shared.core.storage import ensure_storage
 

@@ -10,9 +10,9 @@ import logging
 import azure.functions as func
 
 from shared.assistant.reminders import reminder_cycle
+from shared.bootstrap import get_services, import_off_loop
 from shared.core import telemetry
-from shared.core.services import get_services, import_off_loop
-from shared.messages.sending import dispatch_cycle
+from shared.messages.dispatch import dispatch_cycle
 from shared.ops.retention import purge_cycle
 
 logger = logging.getLogger(__name__)

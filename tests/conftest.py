@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from shared.bootstrap import build_services
 from shared.core.auth import make_dev_token
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from tests.utils.azurite import azurite

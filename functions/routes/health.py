@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 
 from functions.deps import ServicesDep
 from functions.routes.admin import AdminDep
-from shared.core.services import Services, import_off_loop
+from shared.bootstrap import import_off_loop
+from shared.core.services import Services
 from shared.outlook import mailboxes
 
 CHECK_SECONDS = 5.0  # each check's budget: an admin waiting on a sick dependency learns fast

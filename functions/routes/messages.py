@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 
 from functions.deps import SellerDep, ServicesDep
-from shared.messages import service as messages
-from shared.messages.models import ComposeIn, ReminderIn, RescheduleIn
+from shared.assistant.reminders import ReminderIn
+from shared.messages import compose, lifecycle, reading
+from shared.messages.models import ComposeIn, RescheduleIn
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -20,7 +21,7 @@ def _still_sending(view: dict[str, Any], response: Response, done: int) -> dict[
 
 
 @router.post("", status_code=201)
-async def compose(
+async def compose_message(
     body: ComposeIn,
     seller: SellerDep,
     services: ServicesDep,
@@ -30,7 +31,7 @@ async def compose(
     """Create a message; followed by default, sent unless `send` is false. 201 with its
     status (`sent`, `scheduled`, `draft`, `failed`), or 202 while it is still `sending`.
     With an `Idempotency-Key`, a retry answers the first request's message."""
-    composed = await messages.create(services, seller, body, idempotency_key=idempotency_key)
+    composed = await compose.create(services, seller, body, idempotency_key=idempotency_key)
     if composed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return _still_sending(composed.view, response, 201)
@@ -41,7 +42,7 @@ async def send(
     message_id: str, seller: SellerDep, services: ServicesDep, response: Response
 ) -> dict[str, Any]:
     """Send a draft, a scheduled or a failed message now (202 while still `sending`)."""
-    return _still_sending(await messages.send(services, seller, message_id), response, 200)
+    return _still_sending(await lifecycle.send(services, seller, message_id), response, 200)
 
 
 @router.patch("/{message_id}/schedule")
@@ -49,13 +50,13 @@ async def reschedule(
     message_id: str, body: RescheduleIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     """Move a scheduled message to another time."""
-    return await messages.reschedule(services, seller, message_id, body.send_at)
+    return await lifecycle.reschedule(services, seller, message_id, body.send_at)
 
 
 @router.post("/{message_id}/cancel")
 async def cancel(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Cancel a scheduled message that has not gone out."""
-    return await messages.cancel(services, seller, message_id)
+    return await lifecycle.cancel(services, seller, message_id)
 
 
 @router.put("/{message_id}/reminder")
@@ -63,7 +64,7 @@ async def set_reminder(
     message_id: str, body: ReminderIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     """Set or replace the message's follow-up reminder (editable after sending too)."""
-    return await messages.set_reminder(services, seller, message_id, body)
+    return await lifecycle.set_reminder(services, seller, message_id, body)
 
 
 @router.delete("/{message_id}/reminder")
@@ -71,7 +72,7 @@ async def cancel_reminder(
     message_id: str, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     """Remove the message's pending reminder."""
-    return await messages.cancel_reminder(services, seller, message_id)
+    return await lifecycle.cancel_reminder(services, seller, message_id)
 
 
 @router.get("/{message_id}/preferences")
@@ -79,7 +80,7 @@ async def view_preferences(
     message_id: str, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     """The recipients' Follow Email preferences for this message (view preferences)."""
-    return await messages.recipient_preferences(services, seller, message_id)
+    return await reading.recipient_preferences(services, seller, message_id)
 
 
 @router.get("/{message_id}")
@@ -90,7 +91,7 @@ async def get_message(
     history: Literal["summary", "full"] = "summary",
 ) -> dict[str, Any]:
     """The message, its KPIs and timeline (`?history=full` adds every event)."""
-    return await messages.get(services, seller, message_id, full_history=history == "full")
+    return await reading.get(services, seller, message_id, full_history=history == "full")
 
 
 @router.get("")
@@ -104,7 +105,7 @@ async def list_messages(
     follow_state: Literal["followed", "not_followed", "blocked", "any"] = "followed",
 ) -> dict[str, Any]:
     """All followed emails with their KPI columns, sortable and paged."""
-    return await messages.list_messages(
+    return await reading.list_messages(
         services,
         seller,
         sort=sort,

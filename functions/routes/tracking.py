@@ -17,8 +17,9 @@ from starlette.routing import Route
 
 from shared.classification.devices import client_ip
 from shared.core.services import Services
+from shared.core.vocabulary import EventKind
 from shared.engagement.labelling import label_event
-from shared.tracking.events import EventKind, new_event
+from shared.tracking.events import new_event
 from shared.tracking.links import attachment_link, record_event
 from shared.tracking.tokens import TrackingRef
 

@@ -10,22 +10,33 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.assistant import alerts
 from shared.core.errors import InvalidInput
 from shared.core.ids import partition_of
 from shared.core.services import Services
+from shared.core.text import HeaderText
 from shared.engagement.kpis import from_columns
-from shared.messages.models import ReminderIn
 
 logger = logging.getLogger(__name__)
 _DUE = "due"
 NEEDS_FOLLOWING = ("no_reply_by", "not_opened_by")
+
+
+class ReminderIn(BaseModel):
+    """A follow-up reminder, at compose or later (PUT /api/messages/{id}/reminder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[HeaderText, Field(min_length=1, max_length=200)]
+    condition: Literal["no_reply_by", "not_opened_by", "at"]
+    at: AwareDatetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
 
 from shared.classification.mail_clients import is_apple_mail_webkit, mail_client
 from shared.classification.networks import Networks
-from shared.tracking.events import EventKind
-
-EventClass = Literal["human", "scanner", "privacy_proxy", "unknown"]
+from shared.core.vocabulary import EventClass, EventKind
 
 SCANNER_AT = 3.0  # evidence from which an event is a scanner's
 UNKNOWN_AT = 1.5  # evidence from which a person's event is no longer called human

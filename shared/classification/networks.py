@@ -6,9 +6,9 @@ Events keep only the /24 (IPv4) or /48 (IPv6) network of a client, so most publi
 become plain dictionary keys; ranges wider than that go to a sorted interval table. A range
 narrower than the stored network marks its whole /24 or /48 (the match says ``partial``).
 
-``python -m shared.classification.networks refresh [--from SOURCE ...]`` downloads the lists that vendors
-publish in a machine-readable form and rewrites their files; the curated files (Barracuda,
-Mimecast, Proofpoint, Apple's /8) have no such list and are left alone.
+``python -m shared.classification.networks refresh [--from SOURCE ...]`` downloads the lists
+that vendors publish in a machine-readable form and rewrites their files; the curated files
+(Barracuda, Mimecast, Proofpoint, Apple's /8) have no such list and are left alone.
 """
 
 from __future__ import annotations

@@ -60,3 +60,8 @@ def new_event_id(at: datetime | None = None) -> str:
     """Time-ordered unique id: milliseconds since the epoch in hex, then 48 random bits."""
     moment = at or datetime.now(UTC)
     return f"{int(moment.timestamp() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def index_key(value: str) -> str:
+    """Row key for an Internet message id or conversation id (they hold '/' and '#')."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:40]

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.core.vocabulary import COUNTED_BY_DEFAULT, EventClass, counted_set
+
 # Well-known development values. They are fine on a laptop and refused anywhere else.
 DEV_TOKEN_KEY = "local-development-tracking-key-do-not-use-in-azure"  # noqa: S105
 DEV_AUTH_KEY = "local-development-seller-auth-key-do-not-use-in-azure"
@@ -17,8 +19,6 @@ AZURITE_CONNECTION_STRING = (
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
-EventClass = Literal["human", "privacy_proxy", "unknown", "scanner"]
-_COUNTED_BY_DEFAULT: tuple[EventClass, ...] = ("human", "privacy_proxy")
 _PLACEHOLDERS = {DEV_TOKEN_KEY, DEV_AUTH_KEY, "changethis", "secret", ""}
 
 
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     applicationinsights_connection_string: SecretStr | None = None
     # Which classes of events the headline opens, clicks and attachment views count
     # (docs/measurement.md); every class is shown beside them either way.
-    counted_classes: list[EventClass] = Field(default_factory=lambda: [*_COUNTED_BY_DEFAULT])
+    counted_classes: list[EventClass] = Field(default_factory=lambda: [*COUNTED_BY_DEFAULT])
 
     @field_validator("token_keys")
     @classmethod
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     @property
     def counted(self) -> frozenset[str]:
         """The counted classes, plus "" (events recorded before classification)."""
-        return frozenset({*self.counted_classes, ""})
+        return counted_set(self.counted_classes)
 
     @property
     def tracking_host(self) -> str:

@@ -14,8 +14,8 @@ from azure.data.tables import UpdateMode
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.core.errors import InvalidInput, NotFound
+from shared.core.ids import index_key
 from shared.core.services import Services
-from shared.messages import sending
 
 RecordType = Literal["contact", "lead", "account"]
 RECORD_TYPES: tuple[str, ...] = ("contact", "lead", "account")
@@ -69,7 +69,7 @@ def _view(row: Any) -> dict[str, Any]:
 
 
 def _address_partition(email: str) -> str:
-    return f"addr-{sending.index_key(email.strip().lower())}"
+    return f"addr-{index_key(email.strip().lower())}"
 
 
 async def _index(services: Services, record_type: str, record_id: str, emails: list[str]) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -23,12 +23,11 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared.assistant import alerts
 from shared.core import telemetry
 from shared.core.ids import partition_of
+from shared.core.services import Services
 from shared.core.storage import Store
 from shared.engagement.kpis import (
-    COUNTED,
     counts,
     fold,
     from_columns,
@@ -37,7 +36,6 @@ from shared.engagement.kpis import (
     to_columns,
 )
 from shared.engagement.labelling import label_message
-from shared.templates import library as template_library
 from shared.tracking.events import (
     BUCKET_SECONDS,
     Event,
@@ -173,11 +171,10 @@ async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[
     return found
 
 
-async def apply_events(
-    store: Store, message_id: str, events: list[Event], counted: frozenset[str] = COUNTED
-) -> bool:
+async def apply_events(services: Services, message_id: str, events: list[Event]) -> bool:
     """Label one message's new events (judged with its folded ones), record them in the
     events table and merge them into its KPIs; False when the message does not exist."""
+    store, counted = services.store, services.settings.counted
     keys = {"partition_key": partition_of(message_id), "row_key": message_id}
     try:
         entity = await store.messages.get_entity(**keys)
@@ -200,9 +197,9 @@ async def apply_events(
                 for e in events
                 if e.kind == "open" and e.label != "scanner" and counts(e, sent_at)
             )
-            await alerts.first_open(store, dict(entity), first)
+            await services.milestones.someone_opened(entity, first)
         if current.opens == 0 and updated.opens > 0:
-            await template_library.mark(store, entity.get("template_id", ""), message_id, "opened")
+            await services.milestones.opened(entity)
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
             "RowKey": message_id,
@@ -243,15 +240,12 @@ async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | Non
 
 
 async def fold_cycle(
-    store: Store,
-    *,
-    now: datetime | None = None,
-    grace: timedelta,
-    counted: frozenset[str] = COUNTED,
+    services: Services, *, now: datetime | None = None, grace: timedelta | None = None
 ) -> FoldReport:
     """Fold every closed bucket since the cursor. Safe to run twice or concurrently."""
-    moment = now or datetime.now(UTC)
-    closed = last_closed_bucket(moment, grace)
+    store = services.store
+    moment = now or services.clock()
+    closed = last_closed_bucket(moment, services.grace if grace is None else grace)
     cursor, etag = await _read_cursor(store)
     if cursor is None:
         earliest = await _earliest_bucket(store)
@@ -271,7 +265,7 @@ async def fold_cycle(
         for event in events:
             by_message[event.message_id].append(event)
         for message_id, items in by_message.items():
-            if not await apply_events(store, message_id, items, counted):
+            if not await apply_events(services, message_id, items):
                 orphans += len(items)
         total_events += len(events)
         messages += len(by_message)

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.classification.devices import device_type
 from shared.classification.mail_clients import mail_client
+from shared.core.vocabulary import COUNTED_BY_DEFAULT, counted_set
 from shared.tracking.events import Event
 
 
@@ -75,7 +76,7 @@ class Kpis:
 
 # The classes the headline KPIs count by default: people, and privacy proxies (the open
 # happened; only who and when are hidden). "" is an event recorded before classification.
-COUNTED: frozenset[str] = frozenset({"human", "privacy_proxy", ""})
+COUNTED: frozenset[str] = counted_set(COUNTED_BY_DEFAULT)
 
 
 def counts(event: Event, sent_at: datetime | None) -> bool:

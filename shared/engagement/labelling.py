@@ -1,4 +1,5 @@
-"""Our recorded events put through the classifier's two stages (shared/classification/classifier.py). Pure.
+"""Our recorded events put through the classifier's two stages
+(shared/classification/classifier.py). Pure.
 
 The per-event stage runs on the tracking path (without the send time, which that path does
 not read) and again wherever the send time is known; the message stage runs when events are
@@ -12,7 +13,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.classification.classifier import (
-    EventClass,
     EventSignals,
     MessageContext,
     Verdict,
@@ -20,6 +20,7 @@ from shared.classification.classifier import (
     classify_message,
 )
 from shared.classification.networks import default_networks
+from shared.core.vocabulary import EVENT_CLASSES, EventClass
 from shared.tracking.events import Event
 
 
@@ -37,7 +38,7 @@ def signals_of(event: Event, sent_at: datetime | None) -> EventSignals:
 
 
 def _label(value: str) -> EventClass:
-    return value if value in ("human", "scanner", "privacy_proxy") else "unknown"  # type: ignore[return-value]
+    return value if value in EVENT_CLASSES else "unknown"
 
 
 def _labelled(event: Event, verdict: Verdict) -> Event:

@@ -7,43 +7,18 @@ from datetime import UTC
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     field_validator,
 )
 
+from shared.assistant.reminders import ReminderIn
+from shared.core.text import Address, BodyText, HeaderText
+
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
-# Text that ends up in a mail header must stay on its line: no C0 or C1 control characters
-# (NUL, ESC, tab, vertical tab, form feed, U+001C-U+001E, NEL U+0085...), no line or
-# paragraph separator (U+2028, U+2029), and no lone surrogate, which UTF-8 cannot encode.
-_NOT_IN_HEADERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _FORBIDDEN_NAME = re.compile(r"[/\\:*?\"<>|]")
-
-
-def header_text(value: str) -> str:
-    """Refuse what would break out of, or cannot be written into, a mail header line."""
-    if _NOT_IN_HEADERS.search(value):
-        raise ValueError(
-            "must not hold control characters, line or paragraph separators, or lone surrogates"
-        )
-    return value
-
-
-def body_text(value: str) -> str:
-    """Refuse a lone surrogate: it cannot be encoded as UTF-8, so the body cannot be sent."""
-    if _LONE_SURROGATE.search(value):
-        raise ValueError("must not hold lone surrogates (it is not valid Unicode text)")
-    return value
-
-
-HeaderText = Annotated[str, AfterValidator(header_text)]
-BodyText = Annotated[str, AfterValidator(body_text)]
-Address = Annotated[EmailStr, AfterValidator(header_text)]
 
 
 class AttachmentIn(BaseModel):
@@ -116,13 +91,3 @@ class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     send_at: AwareDatetime
-
-
-class ReminderIn(BaseModel):
-    """A follow-up reminder, at compose or later (PUT /api/messages/{id}/reminder)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: Annotated[HeaderText, Field(min_length=1, max_length=200)]
-    condition: Literal["no_reply_by", "not_opened_by", "at"]
-    at: AwareDatetime

@@ -14,8 +14,6 @@ with the reason; the seller may send it again.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -31,46 +29,12 @@ from shared.core.errors import Conflict
 from shared.core.ids import partition_of
 from shared.core.services import Services
 from shared.crm import preferences
-from shared.messages import compose_intents
+from shared.messages import dispatch_queue, sent_index
 from shared.messages.delivery import Attachment, Outgoing
-from shared.templates import library as template_library
 from shared.tracking.links import attachment_blob_name
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)
-_DUE = "due"
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchReport:
-    sent: int
-    skipped: int
-    failed: int
-
-
-def _schedule_key(send_at: datetime, message_id: str) -> str:
-    return f"{send_at.isoformat()}|{message_id}"
-
-
-def index_key(value: str) -> str:
-    """Row key for an Internet message id or conversation id (they hold '/' and '#')."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:40]
-
-
-async def schedule(services: Services, message_id: str, send_at: datetime) -> None:
-    """List the message as due at send_at."""
-    await services.store.schedule.upsert_entity(
-        {
-            "PartitionKey": _DUE,
-            "RowKey": _schedule_key(send_at, message_id),
-            "message_id": message_id,
-        }
-    )
-
-
-async def unschedule(services: Services, message_id: str, send_at: datetime) -> None:
-    with contextlib.suppress(ResourceNotFoundError):
-        await services.store.schedule.delete_entity(_DUE, _schedule_key(send_at, message_id))
 
 
 async def outgoing(services: Services, entity: dict[str, Any], *, followed: bool) -> Outgoing:
@@ -128,7 +92,7 @@ def claimable(entity: Mapping[str, Any], now: datetime, *, by_seller: bool) -> b
     return status == "scheduled"
 
 
-async def _claim(
+async def claim(
     services: Services, message_id: str, *, by_seller: bool, horizon: datetime | None = None
 ) -> dict[str, Any] | None:
     """Take the message for one send attempt (status `sending` with a lease), or None if it
@@ -167,7 +131,7 @@ async def _claim(
     except ResourceModifiedError:
         return None  # someone else claimed it (or changed it) first
     if by_seller and send_at:
-        await unschedule(services, message_id, datetime.fromisoformat(send_at))
+        await dispatch_queue.unschedule(services, message_id, datetime.fromisoformat(send_at))
     return {**entity, **patch, "_old_queued_at": entity.get("queued_at") or ""}
 
 
@@ -184,20 +148,14 @@ def sending_entity(now: datetime) -> dict[str, Any]:
     }
 
 
-async def queue(services: Services, message_id: str, at: datetime) -> None:
-    """The dispatch cycle's row for a message about to be sent now: if the attempt dies
-    (crash, storage gone), the row brings the message back once its lease has run out."""
-    await schedule(services, message_id, at)
-
-
 async def send_now(services: Services, message_id: str) -> dict[str, Any]:
     """The seller's "send": a draft, a scheduled or a failed message goes out now. Conflict
     if it is sent, cancelled or being sent."""
     now = services.clock()
-    await queue(services, message_id, now)
-    entity = await _claim(services, message_id, by_seller=True)
+    await dispatch_queue.queue(services, message_id, now)
+    entity = await claim(services, message_id, by_seller=True)
     if entity is None:
-        await unschedule(services, message_id, now)
+        await dispatch_queue.unschedule(services, message_id, now)
         raise Conflict("the message was already sent, cancelled or is being sent")
     outcome = await attempt(services, entity)
     return {k: v for k, v in {**entity, **outcome}.items() if not k.startswith("_")}
@@ -220,7 +178,7 @@ async def attempt(services: Services, entity: dict[str, Any]) -> dict[str, Any]:
         return await _failed_attempt(services, entity, error)
     # Counted before the status is written, so a crash in between loses nothing: a retry
     # goes through the backend's "never twice" and marks again, idempotently.
-    await template_library.mark(services.store, entity.get("template_id", ""), message_id, "sent")
+    await services.milestones.sent(entity)
     patch = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": message_id,
@@ -235,8 +193,8 @@ async def attempt(services: Services, entity: dict[str, Any]) -> dict[str, Any]:
         "next_attempt_at": "",
     }
     await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
-    await _index(services, entity, receipt.internet_message_id, receipt.conversation_id)
-    await _unqueue(services, entity)
+    await sent_index.record(services, entity, receipt.internet_message_id, receipt.conversation_id)
+    await dispatch_queue.unqueue(services, entity)
     return patch
 
 
@@ -272,7 +230,7 @@ async def _failed_attempt(
     )
     await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
     if patch["status"] == "failed":
-        await _unqueue(services, entity)
+        await dispatch_queue.unqueue(services, entity)
     return patch
 
 
@@ -311,76 +269,3 @@ def describe_failure(error: BaseException) -> Failure:
 def _unfollowed(entity: dict[str, Any], blocked: list[dict[str, Any]]) -> dict[str, Any]:
     # The attachments column keeps each file's "followed" flag: it names the stored blob.
     return {"follow_state": "blocked", "blocked": json.dumps(blocked)}
-
-
-async def _unqueue(services: Services, entity: Mapping[str, Any]) -> None:
-    """Remove the message's rows from the dispatch queue: it is sent or failed."""
-    for column in ("send_at", "queued_at", "_old_queued_at"):
-        if entity.get(column):
-            await unschedule(services, entity["RowKey"], datetime.fromisoformat(entity[column]))
-
-
-def index_partition(kind: str, seller_partition: str) -> str:
-    """Sent mail is indexed per seller, so one sync cycle loads its seller's index at once."""
-    return f"{kind}-{seller_partition}"
-
-
-async def _index(services: Services, entity: dict[str, Any], imid: str, conversation: str) -> None:
-    """Find the message again from a reply: by its Internet message id and conversation."""
-    for kind, value in (("imid", imid), ("conv", conversation)):
-        if value:
-            await services.store.message_index.upsert_entity(
-                {
-                    "PartitionKey": index_partition(kind, entity["PartitionKey"]),
-                    "RowKey": index_key(value),
-                    "message_id": entity["RowKey"],
-                }
-            )
-
-
-async def dispatch_cycle(services: Services) -> DispatchReport:
-    """Hand over every queued message that is due: scheduled mail (with the backend's lead),
-    and mail whose send attempt died or is waiting out its backoff. Per-message failures are
-    recorded on the message; the cycle carries on. Then sweep what a compose that died
-    before its message row left behind."""
-    horizon = services.clock() + services.delivery.lead
-    sent = skipped = failed = 0
-    rows = services.store.schedule.query_entities(
-        "PartitionKey eq @pk and RowKey le @due",
-        parameters={"pk": _DUE, "due": f"{horizon.isoformat()}~"},
-    )
-    async for row in rows:
-        message_id = row["message_id"]
-        try:
-            entity = await _claim(services, message_id, by_seller=False, horizon=horizon)
-            if entity is None:
-                skipped += 1
-                await _drop_if_done(services, row)
-                continue
-            outcome = await attempt(services, entity)
-            sent += outcome["status"] == "sent"
-            failed += outcome["status"] != "sent"
-        except Exception:
-            failed += 1
-            logger.exception("a queued message could not be handed over; will retry")
-    await compose_intents.sweep(services)
-    return DispatchReport(sent, skipped, failed)
-
-
-async def _drop_if_done(services: Services, row: dict[str, Any]) -> None:
-    """Drop a queue row nobody will need: its message is sent, cancelled or failed (a resend
-    queues a new row), or, once the row is older than a lease, a draft or no message at all
-    (a compose or a send that died before its claim)."""
-    message_id = row["message_id"]
-    queued_at = datetime.fromisoformat(row["RowKey"].rsplit("|", 1)[0])
-    try:
-        entity = await services.store.messages.get_entity(partition_of(message_id), message_id)
-        status = entity["status"]
-    except ResourceNotFoundError:
-        status = "missing"
-    done = status in ("sent", "cancelled", "failed") or (
-        status in ("draft", "missing") and queued_at < services.clock() - LEASE
-    )
-    if done:
-        with contextlib.suppress(ResourceNotFoundError):
-            await services.store.schedule.delete_entity(_DUE, row["RowKey"])

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.core.vocabulary import EVENT_CLASSES
 from shared.engagement.kpis import Kpis, timeline
 
 
@@ -89,13 +90,12 @@ def message_view(
 
 
 _KINDS = {"open": "opens", "click": "link_clicks", "attachment": "attachment_views"}
-_CLASSES = ("human", "privacy_proxy", "unknown", "scanner")
 
 
 def by_class(tallies: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
     """Every event after sending by class, counted or not: {"opens": {"human": 2, ...}}."""
     return {
-        name: {label: int(tallies.get(kind, {}).get(label, 0)) for label in _CLASSES}
+        name: {label: int(tallies.get(kind, {}).get(label, 0)) for label in EVENT_CLASSES}
         for kind, name in _KINDS.items()
     }
 

@@ -1,1 +1,2 @@
-"""TODO"""
+"""Running the service: retention and erasure, and the command line (one cycle now, dev
+tokens, enrolment). The top layer: may import everything in shared."""

@@ -8,12 +8,12 @@ import dataclasses
 import json
 from typing import Any
 
+from shared.bootstrap import build_services
 from shared.core.auth import ADMIN_ROLE, make_dev_token
-from shared.core.services import build_services
 from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
 from shared.engagement.fold import fold_cycle
-from shared.messages.sending import dispatch_cycle
+from shared.messages.dispatch import dispatch_cycle
 from shared.outlook import mailboxes
 
 
@@ -24,7 +24,7 @@ async def _run(args: argparse.Namespace) -> None:
         await ensure_storage(services.store)
         result: Any
         if args.command == "fold":
-            result = dataclasses.asdict(await fold_cycle(services.store, grace=services.grace))
+            result = dataclasses.asdict(await fold_cycle(services, grace=services.grace))
         elif args.command == "enrol":
             result = await mailboxes.enrol(services, args.email, args.folder)
         elif args.command == "dispatch":

@@ -14,10 +14,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.core.errors import NotFound
-from shared.core.ids import seller_key
+from shared.core.ids import index_key, seller_key
 from shared.core.services import Services
 from shared.crm import records
-from shared.messages.sending import index_key
 from shared.outlook.item_rules import classify, more_specific
 from shared.outlook.items import EventItem, MailItem
 from shared.outlook.mailboxes import Mailbox, load

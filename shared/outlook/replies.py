@@ -12,11 +12,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.core.ids import partition_of
+from shared.core.ids import index_key, partition_of
 from shared.core.services import Services
 from shared.engagement.kpis import Occurrence, from_columns, to_columns
-from shared.messages.sending import index_key, index_partition
-from shared.templates import library as template_library
+from shared.messages.sent_index import index_partition
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _AUTO_SUBJECT = re.compile(
@@ -118,9 +117,7 @@ async def record_reply(
         if updated == kpis:
             return
         if kpis.replies == 0 and replies:  # before the count is stored: a crash loses nothing
-            await template_library.mark(
-                services.store, entity.get("template_id", ""), message_id, "replied"
-            )
+            await services.milestones.replied(entity)
         patch: dict[str, Any] = {"PartitionKey": keys["partition_key"], "RowKey": message_id}
         patch.update(to_columns(updated))
         try:

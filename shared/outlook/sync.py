@@ -23,8 +23,8 @@ from typing import Any
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
 from shared.core import telemetry
+from shared.core.ids import index_key
 from shared.core.services import Services
-from shared.messages.sending import index_key
 from shared.outlook.activities import (
     Cycle,
     SyncReport,

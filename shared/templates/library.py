@@ -29,7 +29,8 @@ from shared.core.auth import ADMIN_ROLE, Seller
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.core.services import Services
 from shared.core.storage import Store
-from shared.messages.models import BodyText, ComposeIn, HeaderText
+from shared.core.text import BodyText, HeaderText
+from shared.crm import records
 from shared.templates import rendering as templates
 from shared.templates.statistics import (
     TemplateCounts,
@@ -229,20 +230,17 @@ def _recipient_fields(address: str, found: list[dict[str, Any]]) -> dict[str, st
     return fields
 
 
-async def apply(services: Services, seller: Seller, body: ComposeIn) -> ComposeIn:
-    """The compose request with the template's subject and HTML rendered for the first
-    recipient and the seller; InvalidInput naming `template_id` if there is no such template
-    or it will not render within the body size limit."""
-    if body.template_id is None:
-        return body
-    # records imports sending, which imports this module for its "sent" hook.
-    from shared.crm import records
-
+async def render_for(
+    services: Services, seller: Seller, template_id: str, address: str
+) -> templates.Rendered:
+    """A template's subject and HTML rendered for one recipient and the seller; InvalidInput
+    naming `template_id` if there is no such template or it will not render within the body
+    size limit."""
     try:
-        row = await _load(services, body.template_id)
+        row = await _load(services, template_id)
     except NotFound:
         raise InvalidInput("template_id", "no such template") from None
-    address = (body.to or body.cc or body.bcc)[0].lower()
+    address = address.lower()
     recipient = _recipient_fields(address, await records.by_address(services, address))
     try:
         rendered = templates.render(
@@ -256,7 +254,7 @@ async def apply(services: Services, seller: Seller, body: ComposeIn) -> ComposeI
         raise InvalidInput(
             "template_id", f"its {exc.field} {exc.message}", too_large=exc.too_large
         ) from None
-    return body.model_copy(update={"subject": rendered.subject, "html": rendered.html})
+    return rendered
 
 
 async def mark(store: Store, template_id: str, message_id: str, what: Marker) -> bool:

@@ -13,12 +13,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 from urllib.parse import quote, unquote
 
 from shared.core.ids import new_event_id
+from shared.core.vocabulary import EventKind
 
-EventKind = Literal["open", "click", "attachment"]
 BUCKET_SECONDS = 10
 _BUCKET_FORMAT = "%Y%m%d%H%M%S"
 MAX_USER_AGENT = 512
@@ -37,8 +36,8 @@ class Event:
     ip: str
     method: str = "GET"
     has_accept: bool = True  # the request carried an Accept header (mail clients do)
-    # Who made it (shared/classification/classifier.py): human, scanner, privacy_proxy or unknown, and why.
-    # "" for an event not classified yet.
+    # Who made it (shared/classification/classifier.py): human, scanner, privacy_proxy or
+    # unknown, and why. "" for an event not classified yet.
     label: str = ""
     reasons: tuple[str, ...] = ()
 

@@ -33,7 +33,7 @@ from typing import Literal
 
 from shared.classification.classifier import EventSignals
 from shared.classification.networks import DATA_DIR, Networks, load_networks, read_source
-from shared.tracking.events import EventKind
+from shared.core.vocabulary import EventKind
 from tests.classification import agents
 
 Truth = Literal["human", "scanner", "privacy_proxy"]

@@ -27,14 +27,14 @@ async def test_first_open_alert_is_created_once_and_can_be_snoozed_and_dismissed
     draft = await compose(client, seller, send=False, regarding={"type": "contact", "id": "c-1"})
     pixel = draft["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
     await client.get(pixel)  # the seller's own preview: no alert
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert f"open-{draft['id']}" not in await alert_ids(client, seller)
     await client.post(f"/api/messages/{draft['id']}/send", headers=seller)
     await asyncio.gather(*(client.get(pixel) for _ in range(3)))
     now = clock.advance(60)
     await asyncio.gather(
-        fold_cycle(services.store, now=now, grace=services.grace),
-        fold_cycle(services.store, now=now, grace=services.grace),
+        fold_cycle(services, now=now, grace=services.grace),
+        fold_cycle(services, now=now, grace=services.grace),
     )
     listed = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert [a["id"] for a in listed] == [f"open-{draft['id']}"]
@@ -43,7 +43,7 @@ async def test_first_open_alert_is_created_once_and_can_be_snoozed_and_dismissed
         "id": "c-1",
     }
     await client.get(pixel)
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert len(await alert_ids(client, seller)) == 1  # later opens make no new alert
     other = {
         "Authorization": f"Bearer {make_dev_token(services.settings, 'someone.else@contoso.example')}"

@@ -17,12 +17,13 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from functions.http_app import create_app
+from shared.bootstrap import build_services
 from shared.core.auth import make_dev_token
 from shared.core.ids import seller_key
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ATTACHMENTS, MESSAGE_BLOBS, OUTBOX
-from shared.messages.sending import dispatch_cycle
+from shared.messages.dispatch import dispatch_cycle
 from tests.conftest import PERSON_USER_AGENT, TRACKING_BASE, Clock
 from tests.utils.factories import attachment, compose_body, ensure_contacts
 from tests.utils.faulty_storage import Cut, cuttable_services

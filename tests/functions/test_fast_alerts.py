@@ -64,7 +64,7 @@ async def test_first_open_is_alerted_by_the_next_alert_cycle_without_the_fold(
     assert abs(created_at - opened_at) < timedelta(seconds=1)  # the open's time, not the cycle's
     assert (await first_open_cycle(services.store, clock.advance(1))).checked == 0  # remembered
     # the fold later counts the open and makes no second alert
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert len(await alerts_of(client, seller)) == 1
     view = (await client.get(f"/api/messages/{sent['id']}", headers=seller)).json()
     assert view["kpis"]["opens"] == 1
@@ -94,7 +94,7 @@ async def test_an_open_the_cycle_missed_is_still_alerted_by_the_fold(
     await client.get(pixel_of(sent))
     report = await first_open_cycle(services.store, clock.advance(40))  # two buckets on
     assert report.created == 0
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert [a["id"] for a in await alerts_of(client, seller)] == [f"open-{sent['id']}"]
 
 

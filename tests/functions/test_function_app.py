@@ -35,7 +35,7 @@ async def function_app(app_env: None) -> AsyncIterator[dict[str, Any]]:
     sys.modules.pop("function_app", None)
     module = importlib.import_module("function_app")
     yield {f.get_function_name(): f for f in module.app.get_functions()}
-    await shared.core.services.get_services().store.close()
+    await shared.bootstrap.get_services().store.close()
     get_settings.cache_clear()
     shared.core.services._services = None
 
@@ -91,7 +91,7 @@ async def call_http(
 
 
 async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, Any]) -> None:
-    services = shared.core.services.get_services()
+    services = shared.bootstrap.get_services()
     await ensure_storage(services.store)
     token = shared.core.auth.make_dev_token(services.settings, "glue@contoso.example")
     customer = compose_body()["to"][0]
@@ -119,7 +119,7 @@ async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, 
 
 
 async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) -> None:
-    services = shared.core.services.get_services()
+    services = shared.bootstrap.get_services()
     await ensure_storage(services.store)
     timer = function_app["fold_events"].get_user_function()
     await timer(timer=TimerRequest(past_due=True))
@@ -130,7 +130,7 @@ async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) ->
 async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
     function_app: dict[str, Any],
 ) -> None:
-    services = shared.core.services.get_services()
+    services = shared.bootstrap.get_services()
     await ensure_storage(services.store)
     token = shared.core.auth.make_dev_token(services.settings, "glue.alert@contoso.example")
     customer = "glue.customer@fabrikam.example"

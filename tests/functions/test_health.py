@@ -11,8 +11,9 @@ import pytest
 
 from devtools.graph_standin import GraphStandIn
 from functions.http_app import create_app
+from shared.bootstrap import build_services
 from shared.core.auth import ADMIN_ROLE, make_dev_token
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.outlook.sync import sync_mailbox
 from tests.conftest import TRACKING_BASE

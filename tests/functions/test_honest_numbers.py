@@ -4,6 +4,7 @@ the redirect; the first-open alert waits for an open that is not a scanner's."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -55,7 +56,7 @@ async def test_a_scanner_sweep_is_kept_apart_and_still_redirected(
     await client.get(pixel, headers={"User-Agent": OUTLOOK})
     clock.advance(40)
     await client.get(links[0], headers={"User-Agent": CHROME})
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
 
     shown = await view(client, auth, sent["id"])
     kpis = shown["kpis"]
@@ -96,7 +97,7 @@ async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
     pixel, _ = tracked(sent)
     clock.advance(30)
     await client.get(pixel, headers={"User-Agent": APPLE_MPP})
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     kpis = (await view(client, auth, sent["id"]))["kpis"]
     assert kpis["opens"] == 1 and kpis["by_class"]["opens"]["privacy_proxy"] == 1
     assert kpis["mail_clients"] == {"apple_mail": 1}
@@ -104,8 +105,9 @@ async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
     pixel, _ = tracked(only_people)
     clock.advance(30)
     await client.get(pixel, headers={"User-Agent": APPLE_MPP})
+    counted_people_only = services.settings.model_copy(update={"counted_classes": ["human"]})
     await fold_cycle(
-        services.store, now=clock.advance(60), grace=services.grace, counted=frozenset({"human"})
+        dataclasses.replace(services, settings=counted_people_only), now=clock.advance(60)
     )
     kpis = (await view(client, auth, only_people["id"]))["kpis"]
     assert kpis["by_class"]["opens"]["privacy_proxy"] == 1
@@ -125,12 +127,12 @@ async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(
     clock.advance(5)
     await client.get(pixel, headers={"User-Agent": SCANNER})
     assert (await first_open_cycle(services.store, clock.advance(1))).created == 0
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert alerts == []
     clock.advance(600)
     await client.get(pixel, headers={"User-Agent": OUTLOOK})
     assert (await first_open_cycle(services.store, clock.advance(1))).created == 1
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert [a["id"] for a in alerts] == [f"open-{sent['id']}"]

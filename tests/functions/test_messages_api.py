@@ -168,7 +168,7 @@ async def test_list_is_sorted_by_kpis_and_paged(
     draft = await compose(client, seller, follow=False)
     # the list shows folded KPIs: let the grace period pass and run a cycle
     now = clock.advance(settings.fold_grace_seconds + 20)
-    await fold_cycle(services.store, now=now, grace=services.grace)
+    await fold_cycle(services, now=now, grace=services.grace)
     seen, token = [], None
     while True:
         url = "/api/messages?sort=opens&order=desc&limit=3" + (

@@ -36,7 +36,7 @@ async def test_no_reply_reminder_fires_once_and_sorts_first(
     assert sent["reminder"]["state"] == "pending"
     pixel = sent["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
     await client.get(pixel)  # opened, but no reply
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert (await reminder_cycle(services)).fired == 0  # not due yet
     clock.advance(2 * 3600)
     reports = await asyncio.gather(reminder_cycle(services), reminder_cycle(services))

@@ -53,7 +53,7 @@ async def test_erasure_removes_one_addresss_interaction_data(
         await client.get(pixel)
         clock.advance(45)  # a person reads before clicking (open-and-click at once: a scanner)
         await client.get(link)
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert (
         await client.post(
             "/api/admin/erasure", json={"email": "erase.me@fabrikam.example"}, headers=auth

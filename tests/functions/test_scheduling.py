@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 
 from shared.core.services import Services
-from shared.messages.sending import dispatch_cycle
+from shared.messages.dispatch import dispatch_cycle
 from tests.conftest import Clock
 from tests.utils.factories import compose
 

@@ -158,11 +158,11 @@ async def test_recipient_without_a_record_renders_the_defaults(
     client: httpx.AsyncClient, auth: dict[str, str], services: Services
 ) -> None:
     template = await create_template(client, auth)
-    body = ComposeIn(to=[unique_address()], template_id=template["id"])
-    applied = await template_library.apply(services, Seller(SELLER), body)
-    assert applied.subject == "Your quote, there"
-    assert applied.html == f"<p>Hi there,</p><p>{SELLER}</p>"
-    assert applied.template_id == template["id"]
+    rendered = await template_library.render_for(
+        services, Seller(SELLER), template["id"], unique_address()
+    )
+    assert rendered.subject == "Your quote, there"
+    assert rendered.html == f"<p>Hi there,</p><p>{SELLER}</p>"
 
 
 @pytest.mark.parametrize(
@@ -234,14 +234,14 @@ async def test_a_real_open_counts_once_for_the_template_previews_do_not(
     draft = (await compose_with(client, auth, template["id"], address, send=False)).json()
     pixel = draft["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
     await client.get(pixel)  # the seller's preview
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     assert (await read(client, auth, template["id"]))["opened"] == 0
     await client.post(f"/api/messages/{draft['id']}/send", headers=auth)
     clock.advance(1)
     await asyncio.gather(*(client.get(pixel) for _ in range(3)))
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     await client.get(pixel)
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     stats = await read(client, auth, template["id"])
     assert (stats["sent"], stats["opened"], stats["open_rate"]) == (1, 1, 1.0)
 

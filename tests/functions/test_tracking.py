@@ -11,8 +11,9 @@ import pytest
 
 from functions.http_app import create_app
 from functions.routes.tracking import PIXEL_GIF
+from shared.bootstrap import build_services
 from shared.core.ids import new_message_id
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.engagement.fold import fold_cycle
 from shared.tracking.tokens import TrackingRef
@@ -248,10 +249,10 @@ async def test_200_concurrent_opens_are_exactly_200(
     assert (await view(client, auth, sent["id"]))["kpis"]["opens"] == 200  # live, before folding
     now = clock.advance(services.settings.fold_grace_seconds + 20)
     await asyncio.gather(  # two cycles racing
-        fold_cycle(services.store, now=now, grace=services.grace),
-        fold_cycle(services.store, now=now, grace=services.grace),
+        fold_cycle(services, now=now, grace=services.grace),
+        fold_cycle(services, now=now, grace=services.grace),
     )
-    await fold_cycle(services.store, now=now, grace=services.grace)  # a doubled timer
+    await fold_cycle(services, now=now, grace=services.grace)  # a doubled timer
     entity = await services.store.messages.get_entity(sent["id"][:8], sent["id"])
     assert entity["opens"] == 200
     shown = await view(client, auth, sent["id"])

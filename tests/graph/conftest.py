@@ -13,8 +13,9 @@ from pydantic import SecretStr
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from functions.http_app import create_app
+from shared.bootstrap import build_services
 from shared.core.auth import make_dev_token
-from shared.core.services import Services, build_services
+from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.outlook import mailboxes

@@ -12,8 +12,9 @@ from azure.data.tables import UpdateMode
 
 from devtools.graph_standin import GraphStandIn
 from shared.core.services import Services
-from shared.messages import sending
-from shared.messages.sending import dispatch_cycle, outgoing
+from shared.messages import dispatch_queue, sending
+from shared.messages.dispatch import dispatch_cycle
+from shared.messages.sending import outgoing
 from shared.outlook.mail import create_draft, send_draft
 from tests.conftest import Clock
 from tests.graph.conftest import Seller
@@ -136,7 +137,7 @@ async def test_an_attempt_that_died_after_graph_sent_is_recorded_not_resent(
     message_id = created["id"]
     # An attempt claimed it, queued it, had Graph send it, and died before writing "sent".
     now = clock.now()
-    await sending.queue(graph_services, message_id, now)
+    await dispatch_queue.queue(graph_services, message_id, now)
     entity = dict(await graph_services.store.messages.get_entity(message_id[:8], message_id))
     await graph_services.store.messages.update_entity(
         {

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from devtools.graph_standin import GraphStandIn
 from shared.core.services import Services
-from shared.messages.sending import dispatch_cycle, outgoing
+from shared.messages.dispatch import dispatch_cycle
+from shared.messages.sending import outgoing
 from shared.outlook.mail import DEFERRED_SEND_PROPERTY, STAMP_PROPERTY, create_draft
 from tests.conftest import Clock
 from tests.graph.conftest import Seller

@@ -19,7 +19,7 @@ async def test_catching_up_after_an_hour_folds_every_event_once(
     client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
 ) -> None:
     grace = services.grace
-    await fold_cycle(services.store, now=clock.advance(60), grace=grace)  # settle earlier tests
+    await fold_cycle(services, now=clock.advance(60), grace=grace)  # settle earlier tests
     sent = await compose(client, auth)
     stranger = new_message_id("nobody@contoso.example")  # signed tokens of a deleted message
     writes = []
@@ -48,9 +48,9 @@ async def test_catching_up_after_an_hour_folds_every_event_once(
         )
     assert all(await asyncio.gather(*writes))
     now = clock.advance(grace.total_seconds() + 20)
-    report = await fold_cycle(services.store, now=now, grace=grace)
+    report = await fold_cycle(services, now=now, grace=grace)
     assert report.events == 26 and report.orphans == 13
-    again = await fold_cycle(services.store, now=now, grace=grace)
+    again = await fold_cycle(services, now=now, grace=grace)
     assert again.events == 0
     entity = await services.store.messages.get_entity(sent["id"][:8], sent["id"])
     assert entity["opens"] == 13

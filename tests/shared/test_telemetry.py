@@ -120,7 +120,7 @@ async def test_the_fold_counts_recorded_events_per_class(
     clock.advance(600)
     await client.get(pixel)  # the test client is a person's Outlook
     await client.get(pixel, headers={"User-Agent": "python-requests/2.31.0"})
-    await fold_cycle(services.store, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     counts = {
         (p.attributes["kind"], p.attributes["class"]): p.value
         for p in points(reader, "engagement.events.recorded")
@@ -228,7 +228,7 @@ exporter.AzureMonitorLogExporter.export = keep_logs
 
 import function_app
 from opentelemetry import trace, _logs
-from shared.core.services import get_services
+from shared.bootstrap import get_services
 
 async def main():
     get_services()  # the worker's services: telemetry is configured here
@@ -270,7 +270,7 @@ def test_without_a_connection_string_nothing_heavy_is_imported(
     script = """
 import asyncio, json, sys, httpx
 import function_app
-from shared.core.services import get_services
+from shared.bootstrap import get_services
 
 async def main():
     get_services()

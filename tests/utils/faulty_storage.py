@@ -12,9 +12,9 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
+from shared.bootstrap import build_services
 from shared.core.services import Services
 from shared.core.storage import Store
-from shared.messages.delivery import OutboxBackend
 
 _WRITES = frozenset({"PUT", "POST", "MERGE", "PATCH", "DELETE"})
 
@@ -63,11 +63,4 @@ def cuttable_services(base: Services, connection_string: str, cut: Cut) -> Servi
             connection_string, transport=CuttableTransport(cut), retry_total=0
         ),
     )
-    return Services(
-        settings=base.settings,
-        store=store,
-        signer=base.signer,
-        auth=base.auth,
-        delivery=OutboxBackend(store, base.clock),
-        clock=base.clock,
-    )
+    return build_services(base.settings, base.clock, store=store)

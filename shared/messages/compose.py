@@ -1,0 +1,298 @@
+"""Compose: validate everything before the first write, decide whether the message is
+followed, build the followed body, store it (the message row last, the commit point) and
+send it unless asked not to. Idempotent with an Idempotency-Key."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import (
+    ResourceExistsError,
+)
+from azure.storage.blob import ContentSettings
+
+from shared.assistant import reminders
+from shared.core.auth import Seller
+from shared.core.errors import Conflict, InvalidInput, NotFound
+from shared.core.ids import new_message_id
+from shared.core.services import Services
+from shared.crm import preferences
+from shared.engagement.kpis import Kpis, from_columns, to_columns
+from shared.messages import compose_intents, dispatch_queue, idempotency, sending
+from shared.messages.models import ComposeIn
+from shared.messages.reading import current_view
+from shared.messages.views import message_view
+from shared.templates import library as template_library
+from shared.tracking.followed_body import FollowedFile, followed_body
+from shared.tracking.links import attachment_blob_name, links_blob_name
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    index: int
+    name: str
+    content_type: str
+    content: bytes
+    followed: bool
+
+
+def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
+    limits = services.settings
+    if len(body.attachments) > limits.max_attachments:
+        raise InvalidInput("attachments", f"at most {limits.max_attachments} attachments")
+    files, total = [], 0
+    for i, item in enumerate(body.attachments):
+        try:
+            content = base64.b64decode(item.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(f"attachments[{i}].content", "is not valid base64") from None
+        if len(content) > limits.max_attachment_bytes:
+            raise InvalidInput(
+                f"attachments[{i}].content",
+                f"is over {limits.max_attachment_bytes} bytes",
+                too_large=True,
+            )
+        total += len(content)
+        files.append(_File(i, item.name, item.content_type, content, item.followed))
+    if total > limits.max_total_attachment_bytes:
+        raise InvalidInput(
+            "attachments",
+            f"together over {limits.max_total_attachment_bytes} bytes",
+            too_large=True,
+        )
+    return files
+
+
+def _validate(body: ComposeIn, services: Services) -> list[_File]:
+    if not (body.to or body.cc or body.bcc):
+        raise InvalidInput("to", "at least one recipient is required in to, cc or bcc")
+    if body.template_id is None and not body.html:
+        raise InvalidInput("html", "is required unless template_id is given")
+    if body.template_id is not None and (body.html or body.subject):
+        raise InvalidInput("template_id", "leave subject and html empty to use a template")
+    if body.send_at is not None:
+        check_future(services, body.send_at)
+    if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
+        raise InvalidInput(
+            "html", f"is over {services.settings.max_html_bytes} bytes", too_large=True
+        )
+    return _decode_attachments(body, services)
+
+
+def _disposition(name: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    """A compose's answer: the message as it is, and whether an earlier request with the
+    same Idempotency-Key made it."""
+
+    view: dict[str, Any]
+    replayed: bool = False
+
+
+async def compose(services: Services, seller: Seller, body: ComposeIn) -> dict[str, Any]:
+    """Create a message (see `create`) and answer its view."""
+    return (await create(services, seller, body)).view
+
+
+async def create(
+    services: Services, seller: Seller, body: ComposeIn, *, idempotency_key: str | None = None
+) -> Composed:
+    """Create a message (followed or not), store it, and deliver it unless `send` is false.
+
+    Everything is validated before the first write, so bad input stores nothing. The writes
+    are ordered so that a compose cut short leaves nothing a seller can see: an intent, the
+    blobs, the queue rows, then the message row (the commit point); anything before it is
+    swept (shared.messages.compose_intents). Sending comes after the commit and always ends in a
+    recorded state (shared.messages.sending): a failure to send never fails the compose."""
+    files = _validate(body, services)
+    message_id = new_message_id(seller.email)
+    if idempotency_key is not None:
+        request = idempotency.fingerprint(body.model_dump(mode="json"))
+        reserved = await idempotency.reserve(services, seller, idempotency_key, request, message_id)
+        if reserved.replay:
+            try:
+                return Composed(await current_view(services, seller, reserved.message_id), True)
+            except NotFound:
+                if reserved.in_flight(services.clock()):
+                    raise Conflict(
+                        "a request with this Idempotency-Key is still at work; retry shortly"
+                    ) from None
+            message_id = reserved.message_id  # the first request died before its commit
+    if body.template_id is not None:
+        rendered = await template_library.render_for(
+            services, seller, body.template_id, (body.to or body.cc or body.bcc)[0]
+        )
+        body = body.model_copy(update={"subject": rendered.subject, "html": rendered.html})
+    decision = await _follow_decision(services, body)
+    if decision.state != "followed":
+        body = body.model_copy(update={"follow": False})
+    if body.reminder is not None:
+        reminders.check(body.reminder, followed=body.follow, now=services.clock())
+    if body.follow:
+        built = followed_body(
+            body.html,
+            message_id=message_id,
+            signer=services.signer,
+            base_url=services.settings.tracking_base_url,
+            own_hosts=[services.settings.tracking_host],
+            files=[FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
+        )
+        html, links = built.html, [link.url for link in built.links]
+    else:
+        html, links = body.html, []
+    await compose_intents.begin(services, message_id)
+    await _store_blobs(services, message_id, body, files, html, links)
+    now = services.clock()
+    entity = _message_row(seller, message_id, body, files, decision, now, link_count=len(links))
+    if body.reminder is not None:
+        entity["reminder"] = reminders.as_column(body.reminder)
+        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
+    if body.send and body.send_at is not None:
+        entity.update(status="scheduled", send_at=body.send_at.isoformat())
+        await dispatch_queue.schedule(services, message_id, body.send_at)
+    elif body.send:
+        entity.update(sending.sending_entity(now))
+        await dispatch_queue.queue(services, message_id, now)
+    try:
+        await services.store.messages.create_entity(entity)
+    except ResourceExistsError:  # a retry of a compose whose first request got this far
+        return Composed(await current_view(services, seller, message_id), True)
+    await compose_intents.done(services, message_id)
+    if entity["status"] == "sending":
+        try:
+            entity.update(await sending.attempt(services, entity))
+        except Exception:
+            # Only storage failing to record the outcome gets here: the message stays
+            # `sending` under its lease, and the dispatch cycle finishes it.
+            logger.warning("a send's outcome could not be recorded; the dispatch cycle will")
+    view = message_view(entity, from_columns(entity), links, html=html)
+    if decision.reason:
+        view["follow_reason"] = decision.reason
+    if decision.recipients == 1:
+        try:
+            view["advice"] = await preferences.send_time_advice(
+                services, seller, [*body.to, *body.cc, *body.bcc]
+            )
+        except Exception:  # advice is a courtesy: the message exists either way
+            logger.warning("send-time advice could not be read")
+    return Composed(view)
+
+
+async def _store_blobs(
+    services: Services,
+    message_id: str,
+    body: ComposeIn,
+    files: list[_File],
+    html: str,
+    links: list[str],
+) -> None:
+    store = services.store
+    uploads = [
+        store.attachments.upload_blob(
+            attachment_blob_name(message_id, f.index, followed=f.followed and body.follow),
+            f.content,
+            overwrite=True,
+            content_settings=ContentSettings(
+                content_type=f.content_type, content_disposition=_disposition(f.name)
+            ),
+        )
+        for f in files
+    ]
+    blobs = {f"{message_id}/body.html": html.encode("utf-8")}
+    if body.follow:  # kept to send unfollowed if a recipient's preference changes before sending
+        blobs[f"{message_id}/original.html"] = body.html.encode()
+    if links:
+        blobs[links_blob_name(message_id)] = json.dumps(links).encode()
+    uploads += [store.message_blobs.upload_blob(n, d, overwrite=True) for n, d in blobs.items()]
+    await asyncio.gather(*uploads)
+
+
+def _message_row(
+    seller: Seller,
+    message_id: str,
+    body: ComposeIn,
+    files: list[_File],
+    decision: _FollowDecision,
+    now: datetime,
+    *,
+    link_count: int,
+) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": seller.key,
+        "RowKey": message_id,
+        "seller": seller.email,
+        "subject": body.subject,
+        "template_id": body.template_id or "",
+        "to": json.dumps(body.to),
+        "cc": json.dumps(body.cc),
+        "bcc": json.dumps(body.bcc),
+        "status": "draft",
+        "follow_state": decision.state,
+        "created_at": now.isoformat(),
+        "sent_at": "",
+        "internet_message_id": "",
+        "regarding": body.regarding.model_dump_json() if body.regarding else "",
+        "attachments": json.dumps(
+            [
+                {
+                    "index": f.index,
+                    "name": f.name,
+                    "content_type": f.content_type,
+                    "size": len(f.content),
+                    "followed": f.followed and body.follow,
+                }
+                for f in files
+            ]
+        ),
+        **to_columns(Kpis()),
+        "link_count": link_count,
+    }
+    if decision.blocked:
+        entity["blocked"] = json.dumps(decision.blocked)
+    return entity
+
+
+@dataclass(frozen=True, slots=True)
+class _FollowDecision:
+    state: str  # followed, not_followed (the seller's choice or the organisation's) or blocked
+    reason: str | None = None
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+    recipients: int = 0
+
+
+async def _follow_decision(services: Services, body: ComposeIn) -> _FollowDecision:
+    """Whether the message will be followed. The seller may choose not to; the organisation
+    may have turned engagement off; and a message is followable only when every To and Cc
+    recipient is a contact, lead or account record and no recipient, Bcc included, has
+    Follow Email set to Do Not Allow."""
+    recipients = len(dict.fromkeys(a.lower() for a in [*body.to, *body.cc, *body.bcc]))
+    if not body.follow:
+        return _FollowDecision("not_followed", recipients=recipients)
+    if not await services.org.enabled():
+        reason = "email engagement is turned off for the organisation"
+        return _FollowDecision("not_followed", reason, recipients=recipients)
+    blocked = await preferences.blocked_recipients(services, body.to, body.cc, body.bcc)
+    if not blocked:
+        return _FollowDecision("followed", recipients=recipients)
+    reason = "a recipient cannot be followed; see blocked_recipients"
+    return _FollowDecision("blocked", reason, blocked, recipients)
+
+
+def check_future(services: Services, send_at: datetime) -> None:
+    if send_at <= services.clock():
+        raise InvalidInput("send_at", "must be in the future")

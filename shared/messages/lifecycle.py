@@ -1,0 +1,116 @@
+"""A stored message's life after compose: send it now, reschedule or cancel it, set or
+remove its reminder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceModifiedError,
+)
+from azure.data.tables import UpdateMode
+
+from shared.assistant import reminders
+from shared.assistant.reminders import ReminderIn
+from shared.core.auth import Seller
+from shared.core.errors import Conflict
+from shared.core.services import Services
+from shared.engagement.kpis import from_columns
+from shared.messages import dispatch_queue, sending
+from shared.messages.compose import check_future
+from shared.messages.reading import links_of, load
+from shared.messages.views import message_view
+
+logger = logging.getLogger(__name__)
+
+
+async def send(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Deliver a draft, a scheduled or a failed message now."""
+    entity = await load(services, seller, message_id)
+    if not sending.claimable(entity, services.clock(), by_seller=True):
+        raise Conflict("the message was already sent, cancelled or is being sent")
+    entity.update(await sending.send_now(services, message_id))
+    return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def _merge(services: Services, entity: dict[str, Any], **changes: Any) -> None:
+    """Change some columns, only if nobody changed the message since it was read."""
+    try:
+        await services.store.messages.update_entity(
+            {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **changes},
+            mode=UpdateMode.MERGE,
+            etag=entity["_etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except ResourceModifiedError:
+        raise Conflict(
+            "the message changed meanwhile (it may be going out); read it again"
+        ) from None
+
+
+async def set_reminder(
+    services: Services, seller: Seller, message_id: str, reminder: ReminderIn
+) -> dict[str, Any]:
+    """Set or replace a message's reminder (still editable after sending)."""
+    entity = await load(services, seller, message_id)
+    reminders.check(reminder, followed=entity["follow_state"] == "followed", now=services.clock())
+    await reminders.schedule(services, message_id, reminder.at.isoformat())
+    column = reminders.as_column(reminder)
+    await _merge(services, entity, reminder=column)
+    old = json.loads(entity.get("reminder") or "{}")
+    if old.get("state") == "pending" and old["at"] != reminder.at.isoformat():
+        await reminders.unschedule(services, message_id, old["at"])
+    entity["reminder"] = column
+    return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def cancel_reminder(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Remove a message's pending reminder."""
+    entity = await load(services, seller, message_id)
+    old = json.loads(entity.get("reminder") or "{}")
+    if old.get("state") != "pending":
+        raise Conflict("the message has no pending reminder")
+    await _merge(services, entity, reminder="")
+    await reminders.unschedule(services, message_id, old["at"])
+    entity["reminder"] = ""
+    return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def reschedule(
+    services: Services, seller: Seller, message_id: str, send_at: datetime
+) -> dict[str, Any]:
+    """Move a scheduled message to another time (before it has been handed over)."""
+    entity = await load(services, seller, message_id)
+    if entity["status"] != "scheduled":
+        raise Conflict("only a scheduled message that has not gone out can be rescheduled")
+    check_future(services, send_at)
+    await dispatch_queue.schedule(services, message_id, send_at)
+    await _merge(services, entity, send_at=send_at.isoformat())
+    await dispatch_queue.unschedule(services, message_id, datetime.fromisoformat(entity["send_at"]))
+    entity["send_at"] = send_at.isoformat()
+    return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def cancel(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """Cancel a scheduled message, even one handed over with a deferred-send time, until it
+    has gone out."""
+    entity = await load(services, seller, message_id)
+    send_at = datetime.fromisoformat(entity["send_at"]) if entity.get("send_at") else None
+    if entity["status"] == "scheduled" and send_at is not None:
+        await _merge(services, entity, status="cancelled")
+        await dispatch_queue.unschedule(services, message_id, send_at)
+    elif (
+        entity["status"] == "sent"
+        and send_at is not None
+        and send_at > services.clock()
+        and await services.delivery.cancel(entity["seller"], entity.get("provider_id") or "")
+    ):
+        await _merge(services, entity, status="cancelled", sent_at="")
+    else:
+        raise Conflict("only a scheduled message that has not gone out can be cancelled")
+    entity.update(status="cancelled")
+    return message_view(entity, from_columns(entity), await links_of(services, entity))

@@ -1,0 +1,186 @@
+"""Reading the seller's messages: one with its KPIs, timeline and history (events not
+folded yet included), the list sorted and paged, and a stored message's preferences now."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import (
+    ResourceNotFoundError,
+)
+
+from shared.core.auth import Seller
+from shared.core.errors import NotFound
+from shared.core.ids import is_message_id, partition_of
+from shared.core.services import Services
+from shared.crm import preferences
+from shared.engagement.fold import pending_events, read_cursor
+from shared.engagement.kpis import counts, fold, from_columns, occurrence
+from shared.engagement.labelling import label_event
+from shared.messages.listing import check_sort, page
+from shared.messages.views import list_item, message_view, parse_time
+from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
+
+logger = logging.getLogger(__name__)
+
+
+_PAGE_READS = 16  # point reads in flight for one page of the list
+
+
+LIST_COLUMNS = [
+    "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
+    "opens", "last_opened_at", "first_opened_at", "link_clicks", "attachment_views", "replies",
+    "by_class",
+]  # fmt: skip
+
+
+async def current_view(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    entity = await load(services, seller, message_id)
+    return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def recipient_preferences(
+    services: Services, seller: Seller, message_id: str
+) -> dict[str, Any]:
+    """View preferences for a stored message: each recipient's Follow Email preference now,
+    and whether the message would be followed if it were sent now."""
+    entity = await load(services, seller, message_id)
+    found = await preferences.recipient_preferences(
+        services, json.loads(entity["to"]), json.loads(entity["cc"]), json.loads(entity["bcc"])
+    )
+    return {
+        "id": message_id,
+        "status": entity["status"],
+        "message_follow_state": entity["follow_state"],
+        **found,
+    }
+
+
+async def load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    if not is_message_id(message_id) or partition_of(message_id) != seller.key:
+        raise NotFound("message")
+    try:
+        entity = await services.store.messages.get_entity(seller.key, message_id)
+    except ResourceNotFoundError:
+        raise NotFound("message") from None
+    if entity.get("seller") != seller.email:
+        raise NotFound("message")
+    return {**entity, "_etag": entity.metadata["etag"]}
+
+
+async def get(
+    services: Services, seller: Seller, message_id: str, *, full_history: bool = False
+) -> dict[str, Any]:
+    """One message with its KPIs, timeline and (on request) every event, including events
+    recorded since the last fold cycle."""
+    entity = await load(services, seller, message_id)
+    sent_at = parse_time(entity.get("sent_at"))
+    stored = from_columns(entity)
+    cursor = await read_cursor(services.store) or ""
+    # No event of this message can be older than the message itself.
+    created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
+    after = max(cursor, stored.folded_bucket, bucket_of(created))
+    found = await pending_events(services.store, message_id, after, services.clock())
+    pending = None if found is None else [label_event(e, sent_at) for e in found]
+    kpis = fold(stored, pending or [], sent_at, services.settings.counted)
+    view = message_view(entity, kpis, await links_of(services, entity))
+    view["kpis_complete"] = pending is not None
+    if full_history:
+        view["history"] = await _history(services, message_id, pending or [], sent_at)
+    return view
+
+
+async def _history(
+    services: Services, message_id: str, pending: list[Event], sent_at: datetime | None
+) -> list[dict[str, Any]]:
+    counted = services.settings.counted
+    rows = [
+        {
+            "event": row["kind"],
+            "at": row["at"],
+            "index": row["index"],
+            "device": row["device"],
+            "class": row.get("label") or None,
+            "reasons": (row.get("reasons") or "").split(),
+            "counted": row["kind"] != "auto_reply"
+            and sent_at is not None
+            and datetime.fromisoformat(row["at"]) >= sent_at
+            and (row["kind"] == "reply" or row.get("label", "") in counted),
+        }
+        async for row in services.store.events.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": message_id}
+        )
+    ]
+    seen = {(r["at"], r["event"], r["index"]) for r in rows}
+    for event in pending:
+        key = (event.at.isoformat(), event.kind, event.index)
+        if key not in seen:
+            rows.append(
+                {
+                    "event": event.kind,
+                    "at": event.at.isoformat(),
+                    "index": event.index,
+                    "device": occurrence(event).device,
+                    "class": event.label,
+                    "reasons": list(event.reasons),
+                    "counted": counts(event, sent_at) and event.label in counted,
+                }
+            )
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    return rows
+
+
+async def links_of(services: Services, entity: dict[str, Any]) -> list[str]:
+    if entity["follow_state"] != "followed":
+        return []
+    return list(await services.links.links(entity["RowKey"]) or ())
+
+
+async def list_messages(
+    services: Services,
+    seller: Seller,
+    *,
+    sort: str,
+    order: str,
+    limit: int,
+    continuation: str | None,
+    follow_state: str,
+) -> dict[str, Any]:
+    """The seller's followed emails with their KPI columns, sorted and paged."""
+    query = "PartitionKey eq @pk and seller eq @seller"
+    parameters = {"pk": seller.key, "seller": seller.email}
+    if follow_state != "any":
+        query += " and follow_state eq @state"
+        parameters["state"] = follow_state
+    # Table storage cannot sort by a KPI: read only each row's key and sort column (most of a
+    # large list's cost is turning wide rows into entities), sort and page those, then read
+    # the page's rows whole.
+    check_sort(sort)
+    keys = [
+        row
+        async for row in services.store.messages.query_entities(
+            query, parameters=parameters, select=["RowKey", sort]
+        )
+    ]
+    result = page(keys, sort=sort, order=order, limit=limit, continuation=continuation)
+    limit_reads = asyncio.Semaphore(_PAGE_READS)
+
+    async def whole(row_key: str) -> dict[str, Any] | None:
+        async with limit_reads:
+            try:
+                entity = await services.store.messages.get_entity(
+                    seller.key, row_key, select=LIST_COLUMNS
+                )
+            except ResourceNotFoundError:
+                return None  # gone between the two reads
+            return dict(entity)
+
+    rows = await asyncio.gather(*(whole(str(row["RowKey"])) for row in result.rows))
+    return {
+        "items": [list_item(row) for row in rows if row is not None],
+        "continuation": result.continuation,
+    }
