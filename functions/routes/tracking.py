@@ -15,12 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from shared.classification.devices import client_ip
 from shared.core.services import Services
 from shared.core.vocabulary import EventKind
-from shared.engagement.labelling import label_event
-from shared.tracking.events import new_event
-from shared.tracking.links import attachment_link, record_event
+from shared.tracking.links import attachment_link
+from shared.tracking.recording import Hit, record_hit
 from shared.tracking.tokens import TrackingRef
 
 logger = logging.getLogger(__name__)
@@ -55,23 +53,14 @@ def _ref(services: Services, token: str, kind: EventKind) -> TrackingRef | None:
 
 
 async def _record(services: Services, request: Request, ref: TrackingRef) -> None:
-    if not await services.org.enabled():
-        return  # engagement is off for the organisation: answer, record nothing
-    event = new_event(
-        message_id=ref.message_id,
-        kind=ref.kind,
-        index=ref.index,
+    hit = Hit(
         user_agent=request.headers.get("user-agent", ""),
-        ip=client_ip(
-            request.headers.get("x-forwarded-for"), request.client.host if request.client else None
-        ),
+        forwarded_for=request.headers.get("x-forwarded-for"),
+        peer=request.client.host if request.client else None,
         method=request.method,
         has_accept="accept" in request.headers,
-        at=services.clock(),
     )
-    # Labelled here (microseconds) so that the stored event carries its class at once; the
-    # fold judges it again with the send time and the message's other events.
-    await record_event(services.store, label_event(event))
+    await record_hit(services, ref, hit)
 
 
 def _services(request: Request) -> Services:

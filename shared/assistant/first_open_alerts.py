@@ -22,8 +22,8 @@ from shared.core.ids import partition_of
 from shared.core.storage import Store
 from shared.engagement.fold import list_events
 from shared.engagement.kpis import from_columns, opened_by_someone
-from shared.engagement.labelling import label_event
 from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
+from shared.tracking.labelling import label_event
 
 _REMEMBERED = 100_000  # message ids a worker remembers as alerted (or not followable)
 _LOOKUPS = 16  # message reads in flight at once

@@ -35,7 +35,6 @@ from shared.engagement.kpis import (
     opened_by_someone,
     to_columns,
 )
-from shared.engagement.labelling import label_message
 from shared.tracking.events import (
     BUCKET_SECONDS,
     Event,
@@ -45,6 +44,7 @@ from shared.tracking.events import (
     last_closed_bucket,
     next_bucket,
 )
+from shared.tracking.labelling import label_message
 
 logger = logging.getLogger(__name__)
 _CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}

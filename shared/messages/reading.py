@@ -20,10 +20,10 @@ from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.fold import pending_events, read_cursor
 from shared.engagement.kpis import counts, fold, from_columns, occurrence
-from shared.engagement.labelling import label_event
 from shared.messages.listing import check_sort, page
 from shared.messages.views import list_item, message_view, parse_time
 from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
+from shared.tracking.labelling import label_event
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,6 @@
-"""What the anonymous tracking endpoints do, below the web layer.
-
-Every path here does at most one storage write (the event blob) and never raises for a
-recipient to see: the web layer answers the GIF or the redirect whatever happens.
-"""
+"""What a click or attachment token leads to: a message's stored link targets (cached per
+worker: they never change once sent) and short-lived download links for followed
+attachments. Reads only; recording the hit is shared.tracking.recording."""
 
 from __future__ import annotations
 
@@ -13,27 +11,10 @@ from collections import OrderedDict
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.core.storage import ATTACHMENTS, Store
-from shared.tracking.events import Event
 from shared.tracking.urls import redirect_location
 
 logger = logging.getLogger(__name__)
 _STORAGE_TIMEOUT_SECONDS = 3
-
-
-async def record_event(store: Store, event: Event) -> bool:
-    """Write the event blob: the one storage write of a tracking request. False when storage
-    failed; the caller still answers the recipient."""
-    try:
-        await store.tracking_interactions.upload_blob(
-            event.blob_name,
-            event.body(),
-            metadata=event.metadata(),
-            timeout=_STORAGE_TIMEOUT_SECONDS,
-        )
-    except Exception:  # any storage failure: a lost event beats an error in an inbox
-        logger.exception("could not record a %s event", event.kind)
-        return False
-    return True
 
 
 def links_blob_name(message_id: str) -> str:

@@ -12,7 +12,7 @@ from shared.core.services import Services
 from shared.engagement.fold import fold_cycle
 from shared.ops.retention import purge_cycle
 from shared.tracking.events import new_event
-from shared.tracking.links import record_event
+from shared.tracking.recording import record_event
 from tests.conftest import Clock
 from tests.utils.factories import compose
 from tests.utils.storage import event_blobs

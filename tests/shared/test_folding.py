@@ -10,7 +10,7 @@ from shared.core.ids import new_message_id
 from shared.core.services import Services
 from shared.engagement.fold import fold_cycle, read_cursor
 from shared.tracking.events import new_event
-from shared.tracking.links import record_event
+from shared.tracking.recording import record_event
 from tests.conftest import PERSON_USER_AGENT, Clock
 from tests.utils.factories import compose
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from devtools.graph_standin import GraphStandIn
-from shared.core import telemetry
+from shared.core import scrubbing, telemetry
 from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.engagement.fold import fold_cycle
@@ -172,7 +172,7 @@ async def test_sync_cycle_records_its_duration_failures_and_throttling(
 
 
 def test_scrub_removes_addresses_ips_tokens_ids_and_url_paths() -> None:
-    text = telemetry.scrub(
+    text = scrubbing.scrub(
         "GET https://acct.blob.core.windows.net/interactions/b/abcdefghijklmnopqrstuvwxyz/e?sig=x"
         " for bob@fabrikam.example from 198.51.100.7 or 2001:db8::1,"
         " token dev1.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGh,"
@@ -199,7 +199,7 @@ def test_spans_keep_only_safe_attributes_and_scrubbed_texts() -> None:
         },
         status=Status(StatusCode.ERROR, "mailbox bob@fabrikam.example not found"),
     )
-    safe = telemetry.scrub_span(span)
+    safe = scrubbing.scrub_span(span)
     assert dict(safe.attributes or {}) == {
         "http.request.method": "GET",
         "http.response.status_code": 200,
