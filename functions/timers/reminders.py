@@ -1,0 +1,25 @@
+"""Fire due follow-up reminders whose condition holds (REMINDER_SCHEDULE).
+
+A thin adapter: the cycle lives in shared/ and is idempotent (timers fire at least once,
+sometimes twice)."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.assistant.reminders import reminder_cycle
+from shared.bootstrap import get_services
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+@bp.timer_trigger(schedule="%REMINDER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def fire_reminders(timer: func.TimerRequest) -> None:
+    """Fire due follow-up reminders whose condition holds, as high-priority alerts."""
+    if timer.past_due:
+        logger.info("reminder timer is past due")
+    report = await reminder_cycle(get_services())
+    logger.info("reminders: %s fired, %s satisfied", report.fired, report.satisfied)

@@ -1,0 +1,29 @@
+"""The mailbox sync (SYNC_SCHEDULE): replies and tracked Outlook items of every enrolled
+mailbox. The sync is imported when it runs: it brings the Graph SDK, which the HTTP
+functions of the same app must not pay for.
+
+A thin adapter: the cycle lives in shared/ and is idempotent (timers fire at least once,
+sometimes twice)."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.bootstrap import get_services, import_off_loop
+from shared.core import telemetry
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+@bp.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def sync_mailboxes(timer: func.TimerRequest) -> None:
+    """Replies and tracked items of every enrolled mailbox."""
+    sync = await import_off_loop("shared.outlook.sync")
+    if timer.past_due:
+        logger.info("sync timer is past due")
+    with telemetry.timed_cycle("sync"):
+        reports = await sync.sync_cycle(get_services())
+    logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))
