@@ -12,7 +12,8 @@ from typing import Any
 from shared.core.auth import Seller
 from shared.core.services import Services
 from shared.crm import records
-from shared.crm.send_time import PostalAddress, advise
+from shared.crm.send_time import advise
+from shared.crm.time_zones import PostalAddress
 
 
 async def recipient_preferences(

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.crm.send_time import Advice, PostalAddress, advise, resolve_time_zone
+from shared.crm.send_time import Advice, advise
+from shared.crm.time_zones import PostalAddress, resolve_time_zone
 
 ROOT = Path(__file__).resolve().parents[2]
 EST = timezone(timedelta(hours=-5))  # New York in late November, written without zoneinfo

@@ -10,21 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from shared.classification.networks import (
-    DATA_DIR,
+from shared.classification.feeds import (
     FEEDS,
-    Networks,
-    NetworkSource,
     collapse,
     detect_feed,
-    load_networks,
     main,
     parse_apple_egress,
     parse_aws,
     parse_google_prefixes,
     parse_office365,
-    read_source,
     refresh,
+)
+from shared.classification.networks import (
+    DATA_DIR,
+    Networks,
+    NetworkSource,
+    load_networks,
+    read_source,
 )
 
 
