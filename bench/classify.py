@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 
 from shared.classification.classifier import (
     EventSignals,
-    MessageContext,
     classify_event,
-    classify_message,
     clear_caches,
 )
 from shared.classification.devices import truncate_ip
+from shared.classification.message_rules import MessageContext, classify_message
 from shared.classification.networks import load_networks
 from tests.classification.traces import build
 

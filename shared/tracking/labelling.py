@@ -14,11 +14,10 @@ from datetime import datetime
 
 from shared.classification.classifier import (
     EventSignals,
-    MessageContext,
     Verdict,
     classify_event,
-    classify_message,
 )
+from shared.classification.message_rules import MessageContext, classify_message
 from shared.classification.networks import default_networks
 from shared.core.vocabulary import EVENT_CLASSES, EventClass
 from shared.tracking.events import Event

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.classification.classifier import (
-    EventClass,
-    MessageContext,
     classify_event,
-    classify_message,
 )
+from shared.classification.message_rules import MessageContext, classify_message
 from shared.classification.networks import Networks, load_networks
+from shared.core.vocabulary import EventClass
 from tests.classification.traces import SEED, SENDS, Send, Truth, build
 
 CLASSES: tuple[Truth, ...] = ("human", "scanner", "privacy_proxy")

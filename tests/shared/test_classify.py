@@ -7,13 +7,12 @@ import pytest
 
 from shared.classification.classifier import (
     EventSignals,
-    MessageContext,
     Verdict,
     classify_event,
-    classify_message,
 )
+from shared.classification.message_rules import MessageContext, classify_message
 from shared.classification.networks import Networks, NetworkSource, load_networks
-from shared.tracking.events import EventKind
+from shared.core.vocabulary import EventKind
 from tests.classification import agents
 
 SENT = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
