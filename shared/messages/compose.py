@@ -5,8 +5,6 @@ send it unless asked not to. Idempotent with an Idempotency-Key."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,12 +18,13 @@ from azure.storage.blob import ContentSettings
 
 from shared.assistant import reminders
 from shared.core.auth import Seller
-from shared.core.errors import Conflict, InvalidInput, NotFound
+from shared.core.errors import Conflict, NotFound
 from shared.core.ids import new_message_id
 from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.kpis import Kpis, from_columns, to_columns
 from shared.messages import compose_intents, dispatch_queue, idempotency, sending
+from shared.messages.compose_checks import CheckedFile, checked_files
 from shared.messages.models import ComposeIn
 from shared.messages.reading import current_view
 from shared.messages.views import message_view
@@ -34,58 +33,6 @@ from shared.tracking.followed_body import FollowedFile, followed_body
 from shared.tracking.links import attachment_blob_name, links_blob_name
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _File:
-    index: int
-    name: str
-    content_type: str
-    content: bytes
-    followed: bool
-
-
-def _decode_attachments(body: ComposeIn, services: Services) -> list[_File]:
-    limits = services.settings
-    if len(body.attachments) > limits.max_attachments:
-        raise InvalidInput("attachments", f"at most {limits.max_attachments} attachments")
-    files, total = [], 0
-    for i, item in enumerate(body.attachments):
-        try:
-            content = base64.b64decode(item.content, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(f"attachments[{i}].content", "is not valid base64") from None
-        if len(content) > limits.max_attachment_bytes:
-            raise InvalidInput(
-                f"attachments[{i}].content",
-                f"is over {limits.max_attachment_bytes} bytes",
-                too_large=True,
-            )
-        total += len(content)
-        files.append(_File(i, item.name, item.content_type, content, item.followed))
-    if total > limits.max_total_attachment_bytes:
-        raise InvalidInput(
-            "attachments",
-            f"together over {limits.max_total_attachment_bytes} bytes",
-            too_large=True,
-        )
-    return files
-
-
-def _validate(body: ComposeIn, services: Services) -> list[_File]:
-    if not (body.to or body.cc or body.bcc):
-        raise InvalidInput("to", "at least one recipient is required in to, cc or bcc")
-    if body.template_id is None and not body.html:
-        raise InvalidInput("html", "is required unless template_id is given")
-    if body.template_id is not None and (body.html or body.subject):
-        raise InvalidInput("template_id", "leave subject and html empty to use a template")
-    if body.send_at is not None:
-        check_future(services, body.send_at)
-    if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
-        raise InvalidInput(
-            "html", f"is over {services.settings.max_html_bytes} bytes", too_large=True
-        )
-    return _decode_attachments(body, services)
 
 
 def _disposition(name: str) -> str:
@@ -119,55 +66,26 @@ async def create(
     blobs, the queue rows, then the message row (the commit point); anything before it is
     swept (shared.messages.compose_intents). Sending comes after the commit and always ends in a
     recorded state (shared.messages.sending): a failure to send never fails the compose."""
-    files = _validate(body, services)
+    files = checked_files(body, services)
     message_id = new_message_id(seller.email)
     if idempotency_key is not None:
-        request = idempotency.fingerprint(body.model_dump(mode="json"))
-        reserved = await idempotency.reserve(services, seller, idempotency_key, request, message_id)
-        if reserved.replay:
-            try:
-                return Composed(await current_view(services, seller, reserved.message_id), True)
-            except NotFound:
-                if reserved.in_flight(services.clock()):
-                    raise Conflict(
-                        "a request with this Idempotency-Key is still at work; retry shortly"
-                    ) from None
-            message_id = reserved.message_id  # the first request died before its commit
-    if body.template_id is not None:
-        rendered = await template_library.render_for(
-            services, seller, body.template_id, (body.to or body.cc or body.bcc)[0]
-        )
-        body = body.model_copy(update={"subject": rendered.subject, "html": rendered.html})
+        reserved = await _reserve(services, seller, idempotency_key, body, message_id)
+        if isinstance(reserved, Composed):
+            return reserved
+        message_id = reserved  # a new message, or the first request's that died before its commit
+    body = await _with_template(services, seller, body)
     decision = await _follow_decision(services, body)
     if decision.state != "followed":
         body = body.model_copy(update={"follow": False})
     if body.reminder is not None:
         reminders.check(body.reminder, followed=body.follow, now=services.clock())
-    if body.follow:
-        built = followed_body(
-            body.html,
-            message_id=message_id,
-            signer=services.signer,
-            base_url=services.settings.tracking_base_url,
-            own_hosts=[services.settings.tracking_host],
-            files=[FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
-        )
-        html, links = built.html, [link.url for link in built.links]
-    else:
-        html, links = body.html, []
+    html, links = _delivered_body(services, message_id, body, files)
     await compose_intents.begin(services, message_id)
     await _store_blobs(services, message_id, body, files, html, links)
-    now = services.clock()
-    entity = _message_row(seller, message_id, body, files, decision, now, link_count=len(links))
-    if body.reminder is not None:
-        entity["reminder"] = reminders.as_column(body.reminder)
-        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
-    if body.send and body.send_at is not None:
-        entity.update(status="scheduled", send_at=body.send_at.isoformat())
-        await dispatch_queue.schedule(services, message_id, body.send_at)
-    elif body.send:
-        entity.update(sending.sending_entity(now))
-        await dispatch_queue.queue(services, message_id, now)
+    entity = _message_row(
+        seller, message_id, body, files, decision, services.clock(), link_count=len(links)
+    )
+    await _queue(services, entity, body)
     try:
         await services.store.messages.create_entity(entity)
     except ResourceExistsError:  # a retry of a compose whose first request got this far
@@ -181,6 +99,80 @@ async def create(
             # `sending` under its lease, and the dispatch cycle finishes it.
             logger.warning("a send's outcome could not be recorded; the dispatch cycle will")
     view = message_view(entity, from_columns(entity), links, html=html)
+    await _annotate(services, seller, body, decision, view)
+    return Composed(view)
+
+
+async def _reserve(
+    services: Services, seller: Seller, key: str, body: ComposeIn, message_id: str
+) -> Composed | str:
+    """The message id to compose under, or the first answer when a request with this key
+    made its message already."""
+    request = idempotency.fingerprint(body.model_dump(mode="json"))
+    reserved = await idempotency.reserve(services, seller, key, request, message_id)
+    if not reserved.replay:
+        return message_id
+    try:
+        return Composed(await current_view(services, seller, reserved.message_id), True)
+    except NotFound:
+        if reserved.in_flight(services.clock()):
+            raise Conflict(
+                "a request with this Idempotency-Key is still at work; retry shortly"
+            ) from None
+    return reserved.message_id
+
+
+async def _with_template(services: Services, seller: Seller, body: ComposeIn) -> ComposeIn:
+    """The body with its template's subject and HTML rendered for the first recipient."""
+    if body.template_id is None:
+        return body
+    rendered = await template_library.render_for(
+        services, seller, body.template_id, (body.to or body.cc or body.bcc)[0]
+    )
+    return body.model_copy(update={"subject": rendered.subject, "html": rendered.html})
+
+
+def _delivered_body(
+    services: Services, message_id: str, body: ComposeIn, files: list[CheckedFile]
+) -> tuple[str, list[str]]:
+    """The HTML that goes out and its followed links (none for an unfollowed message)."""
+    if not body.follow:
+        return body.html, []
+    built = followed_body(
+        body.html,
+        message_id=message_id,
+        signer=services.signer,
+        base_url=services.settings.tracking_base_url,
+        own_hosts=[services.settings.tracking_host],
+        files=[FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
+    )
+    return built.html, [link.url for link in built.links]
+
+
+async def _queue(services: Services, entity: dict[str, Any], body: ComposeIn) -> None:
+    """The rows that bring the message back later (its reminder, its send), written before
+    the message row; the row's columns to match."""
+    message_id = entity["RowKey"]
+    if body.reminder is not None:
+        entity["reminder"] = reminders.as_column(body.reminder)
+        await reminders.schedule(services, message_id, body.reminder.at.isoformat())
+    if body.send and body.send_at is not None:
+        entity.update(status="scheduled", send_at=body.send_at.isoformat())
+        await dispatch_queue.schedule(services, message_id, body.send_at)
+    elif body.send:
+        now = datetime.fromisoformat(entity["created_at"])
+        entity.update(sending.sending_entity(now))
+        await dispatch_queue.queue(services, message_id, now)
+
+
+async def _annotate(
+    services: Services,
+    seller: Seller,
+    body: ComposeIn,
+    decision: _FollowDecision,
+    view: dict[str, Any],
+) -> None:
+    """Why the message is not followed, and send-time advice for a single recipient."""
     if decision.reason:
         view["follow_reason"] = decision.reason
     if decision.recipients == 1:
@@ -190,14 +182,13 @@ async def create(
             )
         except Exception:  # advice is a courtesy: the message exists either way
             logger.warning("send-time advice could not be read")
-    return Composed(view)
 
 
 async def _store_blobs(
     services: Services,
     message_id: str,
     body: ComposeIn,
-    files: list[_File],
+    files: list[CheckedFile],
     html: str,
     links: list[str],
 ) -> None:
@@ -226,7 +217,7 @@ def _message_row(
     seller: Seller,
     message_id: str,
     body: ComposeIn,
-    files: list[_File],
+    files: list[CheckedFile],
     decision: _FollowDecision,
     now: datetime,
     *,
@@ -291,8 +282,3 @@ async def _follow_decision(services: Services, body: ComposeIn) -> _FollowDecisi
         return _FollowDecision("followed", recipients=recipients)
     reason = "a recipient cannot be followed; see blocked_recipients"
     return _FollowDecision("blocked", reason, blocked, recipients)
-
-
-def check_future(services: Services, send_at: datetime) -> None:
-    if send_at <= services.clock():
-        raise InvalidInput("send_at", "must be in the future")

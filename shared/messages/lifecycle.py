@@ -21,7 +21,7 @@ from shared.core.errors import Conflict
 from shared.core.services import Services
 from shared.engagement.kpis import from_columns
 from shared.messages import dispatch_queue, sending
-from shared.messages.compose import check_future
+from shared.messages.compose_checks import check_future
 from shared.messages.reading import links_of, load
 from shared.messages.views import message_view
 

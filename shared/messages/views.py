@@ -45,18 +45,7 @@ def message_view(
         "failure": entity.get("failure") or None,
         "next_attempt_at": entity.get("next_attempt_at") or None,
         "reminder": json.loads(entity["reminder"]) if entity.get("reminder") else None,
-        "kpis": {
-            "opens": kpis.opens,
-            "first_opened_at": _iso(kpis.first_opened_at),
-            "last_opened_at": _iso(kpis.last_opened_at),
-            "link_clicks": kpis.link_clicks,
-            "attachment_views": kpis.attachment_views,
-            "replies": kpis.replies,
-            "devices": kpis.devices,
-            "mail_clients": kpis.clients,
-            "previews_not_counted": kpis.previews,
-            "by_class": by_class(kpis.by_class),
-        },
+        "kpis": kpis_view(kpis),
         "links": [
             {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
             for i, url in enumerate(links)
@@ -116,4 +105,20 @@ def list_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "attachment_views": row.get("attachment_views", 0),
         "replies": row.get("replies", 0),
         "by_class": by_class(json.loads(row.get("by_class") or "{}")),
+    }
+
+
+def kpis_view(kpis: Kpis) -> dict[str, Any]:
+    """The headline KPIs of a message, with the per-class totals beside them."""
+    return {
+        "opens": kpis.opens,
+        "first_opened_at": _iso(kpis.first_opened_at),
+        "last_opened_at": _iso(kpis.last_opened_at),
+        "link_clicks": kpis.link_clicks,
+        "attachment_views": kpis.attachment_views,
+        "replies": kpis.replies,
+        "devices": kpis.devices,
+        "mail_clients": kpis.clients,
+        "previews_not_counted": kpis.previews,
+        "by_class": by_class(kpis.by_class),
     }

@@ -14,6 +14,7 @@ from shared.core.auth import ADMIN_ROLE, Seller, make_dev_token
 from shared.core.errors import InvalidInput
 from shared.core.services import Services
 from shared.engagement.fold import fold_cycle
+from shared.messages.compose import compose
 from shared.messages.models import ComposeIn
 from shared.outlook.replies import record_reply
 from shared.templates import library as template_library
@@ -370,10 +371,12 @@ async def test_templates_need_a_seller(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/templates", json=template_body())).status_code == 401
 
 
-async def test_apply_without_a_template_changes_nothing(services: Services) -> None:
-    body = ComposeIn(to=[unique_address()], subject="s", html="<p>h</p>")
-    assert await template_library.apply(services, Seller(SELLER), body) is body
-    with pytest.raises(InvalidInput):
-        await template_library.apply(
-            services, Seller(SELLER), ComposeIn(to=[unique_address()], template_id="nope")
-        )
+async def test_compose_without_a_template_keeps_its_text_and_a_missing_one_is_refused(
+    services: Services,
+) -> None:
+    body = ComposeIn(to=[unique_address()], subject="s", html="<p>h</p>", follow=False)
+    view = await compose(services, Seller(SELLER), body)
+    assert (view["subject"], view["html"]) == ("s", "<p>h</p>")
+    with pytest.raises(InvalidInput) as refused:
+        await template_library.render_for(services, Seller(SELLER), "nope", unique_address())
+    assert refused.value.field == "template_id"
