@@ -20,6 +20,7 @@ from shared.assistant import reminders
 from shared.core.auth import Seller
 from shared.core.errors import Conflict, NotFound
 from shared.core.ids import new_message_id
+from shared.core.rows import FollowState, MessageRow, kpi_columns
 from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.kpis import Kpis, from_columns, to_columns
@@ -149,7 +150,7 @@ def _delivered_body(
     return built.html, [link.url for link in built.links]
 
 
-async def _queue(services: Services, entity: dict[str, Any], body: ComposeIn) -> None:
+async def _queue(services: Services, entity: MessageRow, body: ComposeIn) -> None:
     """The rows that bring the message back later (its reminder, its send), written before
     the message row; the row's columns to match."""
     message_id = entity["RowKey"]
@@ -157,7 +158,7 @@ async def _queue(services: Services, entity: dict[str, Any], body: ComposeIn) ->
         entity["reminder"] = reminders.as_column(body.reminder)
         await reminders.schedule(services, message_id, body.reminder.at.isoformat())
     if body.send and body.send_at is not None:
-        entity.update(status="scheduled", send_at=body.send_at.isoformat())
+        entity.update({"status": "scheduled", "send_at": body.send_at.isoformat()})
         await dispatch_queue.schedule(services, message_id, body.send_at)
     elif body.send:
         now = datetime.fromisoformat(entity["created_at"])
@@ -222,8 +223,8 @@ def _message_row(
     now: datetime,
     *,
     link_count: int,
-) -> dict[str, Any]:
-    entity: dict[str, Any] = {
+) -> MessageRow:
+    entity: MessageRow = {
         "PartitionKey": seller.key,
         "RowKey": message_id,
         "seller": seller.email,
@@ -250,9 +251,9 @@ def _message_row(
                 for f in files
             ]
         ),
-        **to_columns(Kpis()),
         "link_count": link_count,
     }
+    entity.update(kpi_columns(to_columns(Kpis())))
     if decision.blocked:
         entity["blocked"] = json.dumps(decision.blocked)
     return entity
@@ -260,7 +261,7 @@ def _message_row(
 
 @dataclass(frozen=True, slots=True)
 class _FollowDecision:
-    state: str  # followed, not_followed (the seller's choice or the organisation's) or blocked
+    state: FollowState  # not_followed: the seller's choice or the organisation's
     reason: str | None = None
     blocked: list[dict[str, Any]] = field(default_factory=list)
     recipients: int = 0

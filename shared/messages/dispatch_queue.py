@@ -12,6 +12,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.core.rows import MessageRow
 from shared.core.services import Services
 
 _DUE = "due"
@@ -43,11 +44,11 @@ async def queue(services: Services, message_id: str, at: datetime) -> None:
     await schedule(services, message_id, at)
 
 
-async def unqueue(services: Services, entity: Mapping[str, Any]) -> None:
+async def unqueue(services: Services, entity: MessageRow) -> None:
     """Remove the message's rows from the dispatch queue: it is sent or failed."""
-    for column in ("send_at", "queued_at", "_old_queued_at"):
-        if entity.get(column):
-            await unschedule(services, entity["RowKey"], datetime.fromisoformat(entity[column]))
+    for at in (entity.get("send_at"), entity.get("queued_at"), entity.get("previous_queued_at")):
+        if at:
+            await unschedule(services, entity["RowKey"], datetime.fromisoformat(at))
 
 
 async def due_rows(services: Services, horizon: datetime) -> AsyncIterator[dict[str, Any]]:

@@ -18,6 +18,7 @@ from shared.assistant import reminders
 from shared.assistant.reminders import ReminderIn
 from shared.core.auth import Seller
 from shared.core.errors import Conflict
+from shared.core.rows import MessageRow
 from shared.core.services import Services
 from shared.engagement.kpis import from_columns
 from shared.messages import dispatch_queue, sending
@@ -37,13 +38,13 @@ async def send(services: Services, seller: Seller, message_id: str) -> dict[str,
     return message_view(entity, from_columns(entity), await links_of(services, entity))
 
 
-async def _merge(services: Services, entity: dict[str, Any], **changes: Any) -> None:
+async def _merge(services: Services, entity: MessageRow, **changes: Any) -> None:
     """Change some columns, only if nobody changed the message since it was read."""
     try:
         await services.store.messages.update_entity(
             {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **changes},
             mode=UpdateMode.MERGE,
-            etag=entity["_etag"],
+            etag=entity["etag"],
             match_condition=MatchConditions.IfNotModified,
         )
     except ResourceModifiedError:
@@ -112,5 +113,5 @@ async def cancel(services: Services, seller: Seller, message_id: str) -> dict[st
         await _merge(services, entity, status="cancelled", sent_at="")
     else:
         raise Conflict("only a scheduled message that has not gone out can be cancelled")
-    entity.update(status="cancelled")
+    entity["status"] = "cancelled"
     return message_view(entity, from_columns(entity), await links_of(services, entity))

@@ -16,6 +16,7 @@ from azure.core.exceptions import (
 from shared.core.auth import Seller
 from shared.core.errors import NotFound
 from shared.core.ids import is_message_id, partition_of
+from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.fold import pending_events, read_cursor
@@ -60,7 +61,8 @@ async def recipient_preferences(
     }
 
 
-async def load(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+async def load(services: Services, seller: Seller, message_id: str) -> MessageRow:
+    """The seller's message, with the ETag it was read with; NotFound for anyone else's."""
     if not is_message_id(message_id) or partition_of(message_id) != seller.key:
         raise NotFound("message")
     try:
@@ -69,7 +71,9 @@ async def load(services: Services, seller: Seller, message_id: str) -> dict[str,
         raise NotFound("message") from None
     if entity.get("seller") != seller.email:
         raise NotFound("message")
-    return {**entity, "_etag": entity.metadata["etag"]}
+    row = message_row(entity)
+    row["etag"] = str(entity.metadata["etag"])
+    return row
 
 
 async def get(
@@ -134,7 +138,7 @@ async def _history(
     return rows
 
 
-async def links_of(services: Services, entity: dict[str, Any]) -> list[str]:
+async def links_of(services: Services, entity: MessageRow) -> list[str]:
     if entity["follow_state"] != "followed":
         return []
     return list(await services.links.links(entity["RowKey"]) or ())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from azure.data.tables import UpdateMode
 
 from shared.core.errors import Conflict
 from shared.core.ids import partition_of
+from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
 from shared.crm import preferences
 from shared.messages import dispatch_queue, sent_index
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)
 
 
-async def outgoing(services: Services, entity: dict[str, Any], *, followed: bool) -> Outgoing:
+async def outgoing(services: Services, entity: MessageRow, *, followed: bool) -> Outgoing:
     """The message as the backend needs it: the delivered body and the direct attachments.
     A message that may no longer be followed goes out as the seller wrote it, every file
     attached directly."""
@@ -63,7 +63,7 @@ async def outgoing(services: Services, entity: dict[str, Any], *, followed: bool
     )
 
 
-async def _now_blocked(services: Services, entity: dict[str, Any]) -> list[dict[str, Any]]:
+async def _now_blocked(services: Services, entity: MessageRow) -> list[dict[str, Any]]:
     """The recipients who stopped allowing following (or stopped being records) between
     compose and sending: preferences are honoured when the mail leaves, not only when it
     was written."""
@@ -74,12 +74,12 @@ async def _now_blocked(services: Services, entity: dict[str, Any]) -> list[dict[
     )
 
 
-def _expired(entity: Mapping[str, Any], now: datetime) -> bool:
+def _expired(entity: MessageRow, now: datetime) -> bool:
     lease = entity.get("lease_until") or ""
     return not lease or datetime.fromisoformat(lease) <= now
 
 
-def claimable(entity: Mapping[str, Any], now: datetime, *, by_seller: bool) -> bool:
+def claimable(entity: MessageRow, now: datetime, *, by_seller: bool) -> bool:
     """Whether a send attempt may take the message now. The seller may send a draft, a
     scheduled or a failed message; the dispatch cycle takes scheduled messages that are due
     (within the backend's lead) and, for either, a `sending` message whose lease ran out
@@ -94,14 +94,15 @@ def claimable(entity: Mapping[str, Any], now: datetime, *, by_seller: bool) -> b
 
 async def claim(
     services: Services, message_id: str, *, by_seller: bool, horizon: datetime | None = None
-) -> dict[str, Any] | None:
+) -> MessageRow | None:
     """Take the message for one send attempt (status `sending` with a lease), or None if it
     is not in a state this caller may send, or someone else took it first."""
     now = services.clock()
     try:
-        entity = await services.store.messages.get_entity(partition_of(message_id), message_id)
+        read = await services.store.messages.get_entity(partition_of(message_id), message_id)
     except ResourceNotFoundError:
         return None
+    entity = message_row(read)
     if not claimable(entity, now, by_seller=by_seller):
         return None
     send_at = entity.get("send_at") or ""
@@ -109,7 +110,7 @@ async def claim(
     due = bool(send_at) and horizon is not None and datetime.fromisoformat(send_at) <= horizon
     if not by_seller and entity["status"] == "scheduled" and not due:
         return None
-    patch: dict[str, Any] = {
+    patch: MessageRow = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": message_id,
         "status": "sending",
@@ -120,22 +121,24 @@ async def claim(
         if send_at:
             patch["send_at"] = ""  # sent now, not at its time
         if entity["status"] == "failed":
-            patch.update(attempts=0, failure="", next_attempt_at="")
+            patch.update({"attempts": 0, "failure": "", "next_attempt_at": ""})
     try:
         await services.store.messages.update_entity(
-            patch,
+            dict(patch),
             mode=UpdateMode.MERGE,
-            etag=entity.metadata["etag"],
+            etag=read.metadata["etag"],
             match_condition=MatchConditions.IfNotModified,
         )
     except ResourceModifiedError:
         return None  # someone else claimed it (or changed it) first
     if by_seller and send_at:
         await dispatch_queue.unschedule(services, message_id, datetime.fromisoformat(send_at))
-    return {**entity, **patch, "_old_queued_at": entity.get("queued_at") or ""}
+    claimed: MessageRow = {**entity, **patch}
+    claimed["previous_queued_at"] = entity.get("queued_at") or ""
+    return claimed
 
 
-def sending_entity(now: datetime) -> dict[str, Any]:
+def sending_entity(now: datetime) -> MessageRow:
     """The columns of a message created already claimed for sending (compose, send now),
     queued at `now` so that the dispatch cycle recovers it if this attempt dies."""
     return {
@@ -148,7 +151,7 @@ def sending_entity(now: datetime) -> dict[str, Any]:
     }
 
 
-async def send_now(services: Services, message_id: str) -> dict[str, Any]:
+async def send_now(services: Services, message_id: str) -> MessageRow:
     """The seller's "send": a draft, a scheduled or a failed message goes out now. Conflict
     if it is sent, cancelled or being sent."""
     now = services.clock()
@@ -158,10 +161,12 @@ async def send_now(services: Services, message_id: str) -> dict[str, Any]:
         await dispatch_queue.unschedule(services, message_id, now)
         raise Conflict("the message was already sent, cancelled or is being sent")
     outcome = await attempt(services, entity)
-    return {k: v for k, v in {**entity, **outcome}.items() if not k.startswith("_")}
+    done: MessageRow = {**entity, **outcome}
+    done.pop("previous_queued_at", None)
+    return done
 
 
-async def attempt(services: Services, entity: dict[str, Any]) -> dict[str, Any]:
+async def attempt(services: Services, entity: MessageRow) -> MessageRow:
     """One attempt to send a claimed message; returns the columns it changed. Every outcome
     is recorded: sent; a transient failure (Graph 5xx or 429, a timeout, storage) leaves it
     `sending` until its backoff ends, and fails it after `send_max_attempts`; a permanent one
@@ -179,10 +184,9 @@ async def attempt(services: Services, entity: dict[str, Any]) -> dict[str, Any]:
     # Counted before the status is written, so a crash in between loses nothing: a retry
     # goes through the backend's "never twice" and marks again, idempotently.
     await services.milestones.sent(entity)
-    patch = {
+    patch: MessageRow = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": message_id,
-        **(_unfollowed(entity, blocked) if blocked else {}),
         "status": "sent",
         "sent_at": receipt.sent_at.isoformat(),
         "internet_message_id": receipt.internet_message_id,
@@ -192,19 +196,19 @@ async def attempt(services: Services, entity: dict[str, Any]) -> dict[str, Any]:
         "failure": "",
         "next_attempt_at": "",
     }
-    await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
+    if blocked:
+        patch.update(_unfollowed(blocked))
+    await services.store.messages.update_entity(dict(patch), mode=UpdateMode.MERGE)
     await sent_index.record(services, entity, receipt.internet_message_id, receipt.conversation_id)
     await dispatch_queue.unqueue(services, entity)
     return patch
 
 
-async def _failed_attempt(
-    services: Services, entity: dict[str, Any], error: Exception
-) -> dict[str, Any]:
+async def _failed_attempt(services: Services, entity: MessageRow, error: Exception) -> MessageRow:
     failure = describe_failure(error)
     attempts = int(entity.get("attempts") or 0) + 1
     now = services.clock()
-    patch: dict[str, Any] = {
+    patch: MessageRow = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": entity["RowKey"],
         "attempts": attempts,
@@ -212,23 +216,27 @@ async def _failed_attempt(
     if failure.transient and attempts < services.settings.send_max_attempts:
         retry_at = now + backoff(attempts, services.settings.send_retry_seconds)
         patch.update(
-            status="sending",
-            lease_until=retry_at.isoformat(),
-            next_attempt_at=retry_at.isoformat(),
-            failure=failure.reason,
+            {
+                "status": "sending",
+                "lease_until": retry_at.isoformat(),
+                "next_attempt_at": retry_at.isoformat(),
+                "failure": failure.reason,
+            }
         )
     else:
         reason = failure.reason
         if failure.transient:
             reason = f"{reason} (gave up after {attempts} attempts)"
-        patch.update(status="failed", lease_until="", next_attempt_at="", failure=reason)
+        patch.update(
+            {"status": "failed", "lease_until": "", "next_attempt_at": "", "failure": reason}
+        )
     logger.warning(
         "message send attempt %s failed (%s): %s",
         attempts,
         "transient" if failure.transient else "permanent",
         failure.reason,
     )
-    await services.store.messages.update_entity(patch, mode=UpdateMode.MERGE)
+    await services.store.messages.update_entity(dict(patch), mode=UpdateMode.MERGE)
     if patch["status"] == "failed":
         await dispatch_queue.unqueue(services, entity)
     return patch
@@ -266,6 +274,6 @@ def describe_failure(error: BaseException) -> Failure:
     return Failure(True, f"{type(error).__name__}")
 
 
-def _unfollowed(entity: dict[str, Any], blocked: list[dict[str, Any]]) -> dict[str, Any]:
+def _unfollowed(blocked: list[dict[str, Any]]) -> MessageRow:
     # The attachments column keeps each file's "followed" flag: it names the stored blob.
     return {"follow_state": "blocked", "blocked": json.dumps(blocked)}

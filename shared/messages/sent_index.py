@@ -4,9 +4,8 @@ once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.core.ids import index_key
+from shared.core.rows import MessageRow
 from shared.core.services import Services
 
 
@@ -15,7 +14,7 @@ def index_partition(kind: str, seller_partition: str) -> str:
     return f"{kind}-{seller_partition}"
 
 
-async def record(services: Services, entity: dict[str, Any], imid: str, conversation: str) -> None:
+async def record(services: Services, entity: MessageRow, imid: str, conversation: str) -> None:
     """Find the message again from a reply: by its Internet message id and conversation."""
     for kind, value in (("imid", imid), ("conv", conversation)):
         if value:

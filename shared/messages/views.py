@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.core.rows import MessageRow
 from shared.core.vocabulary import EVENT_CLASSES
 from shared.engagement.kpis import Kpis, timeline
 
@@ -21,7 +22,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def message_view(
-    entity: dict[str, Any], kpis: Kpis, links: list[str], *, html: str | None = None
+    entity: MessageRow, kpis: Kpis, links: list[str], *, html: str | None = None
 ) -> dict[str, Any]:
     """A message with its KPIs, per-link and per-attachment counts and its timeline."""
     attachments = json.loads(entity.get("attachments") or "[]")
