@@ -13,7 +13,7 @@ from __future__ import annotations
 # --- People: mail clients loading the pixel -------------------------------------------------
 
 # Outlook for Windows. "Microsoft Office/16.0 (...; Microsoft Outlook 16.0.NNNNN; Pro)": this
-# project's tests/shared/test_useragent.py and public browser lists ("# Outlook desktop
+# project's tests/classification/test_devices.py and public browser lists ("# Outlook desktop
 # client"). The "ms-office; MSOffice 16" forms are Outlook's Word-based renderer loading
 # images: a public httpagentparser example quotes the long one, and a public log review calls
 # the short one "Outlook prefetching images in marketing emails".
@@ -44,7 +44,7 @@ THUNDERBIRD = (
 )
 
 # Apple Mail on iOS with Mail Privacy Protection off: the system WebKit with no Safari token,
-# as in this project's tests/shared/test_useragent.py.
+# as in this project's tests/classification/test_devices.py.
 IOS_MAIL = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Mobile/15E148",
