@@ -8,6 +8,7 @@ sometimes twice)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import azure.functions as func
 
@@ -18,12 +19,19 @@ logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
+async def run_sync(timer: func.TimerRequest, *, retry: bool) -> list[Any]:
+    """One sync (or retry) cycle of every mailbox, timed; its per-mailbox reports."""
+    name = "retry" if retry else "sync"
+    sync = await import_off_loop("shared.outlook.sync")
+    if timer.past_due:
+        logger.info("%s timer is past due", name)
+    with telemetry.timed_cycle(name):
+        reports: list[Any] = await sync.sync_cycle(get_services(), retry=retry)
+    return reports
+
+
 @bp.timer_trigger(schedule="%SYNC_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def sync_mailboxes(timer: func.TimerRequest) -> None:
     """Replies and tracked items of every enrolled mailbox."""
-    sync = await import_off_loop("shared.outlook.sync")
-    if timer.past_due:
-        logger.info("sync timer is past due")
-    with telemetry.timed_cycle("sync"):
-        reports = await sync.sync_cycle(get_services())
+    reports = await run_sync(timer, retry=False)
     logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))

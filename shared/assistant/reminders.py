@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.assistant import alerts
 from shared.core.errors import InvalidInput
 from shared.core.ids import partition_of
 from shared.core.services import Services
+from shared.core.storage import update_if_unchanged
 from shared.core.text import HeaderText
 from shared.engagement.kpis import from_columns
 
@@ -119,15 +118,14 @@ async def _fire_one(services: Services, row: Any) -> str:
     reminder["closed_at"] = services.clock().isoformat()
     # If the message changed meanwhile this raises, the due row stays, and the next cycle
     # decides again (the alert, if any, already exists and is not made twice).
-    await services.store.messages.update_entity(
+    await update_if_unchanged(
+        services.store.messages,
         {
             "PartitionKey": entity["PartitionKey"],
             "RowKey": message_id,
             "reminder": json.dumps(reminder),
         },
-        mode=UpdateMode.MERGE,
-        etag=entity.metadata["etag"],
-        match_condition=MatchConditions.IfNotModified,
+        entity.metadata["etag"],
     )
     return str(reminder["state"])
 

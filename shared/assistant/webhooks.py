@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
@@ -32,7 +31,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from shared.core.errors import InvalidInput, NotFound
-from shared.core.storage import Store
+from shared.core.storage import Store, update_if_unchanged
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +166,14 @@ def payload(alert: dict[str, Any]) -> bytes:
 async def _claim(store: Store, row: Any, now: datetime) -> bool:
     """Take a delivery for this cycle (a doubled cycle skips it)."""
     try:
-        await store.webhooks.update_entity(
+        await update_if_unchanged(
+            store.webhooks,
             {
                 "PartitionKey": "pending",
                 "RowKey": row["RowKey"],
                 "lease_until": (now + _LEASE).isoformat(),
             },
-            mode=UpdateMode.MERGE,
-            etag=row.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
+            row.metadata["etag"],
         )
     except (ResourceModifiedError, ResourceNotFoundError):
         return False

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
@@ -278,3 +281,17 @@ async def ensure_storage(store: Store) -> None:
             await store.table_service.create_table(name)
 
     await asyncio.gather(*(container(c) for c in CONTAINERS), *(table(t) for t in TABLES))
+
+
+async def update_if_unchanged(
+    table: TableClient, entity: Mapping[str, Any], etag: str | None, *, replace: bool = False
+) -> None:
+    """Write `entity` (its columns merged into the row, or the whole row with `replace`)
+    only if nobody changed the row since it was read with `etag`: the optimistic
+    concurrency every read-modify-write here relies on. ResourceModifiedError otherwise."""
+    await table.update_entity(
+        dict(entity),
+        mode=UpdateMode.REPLACE if replace else UpdateMode.MERGE,
+        etag=etag,
+        match_condition=MatchConditions.IfNotModified,
+    )

@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
 
 from shared.core import telemetry
 from shared.core.ids import partition_of
 from shared.core.services import Services
-from shared.core.storage import Store
+from shared.core.storage import Store, update_if_unchanged
 from shared.engagement.kpis import (
     counts,
     fold,
@@ -206,12 +204,7 @@ async def apply_events(services: Services, message_id: str, events: list[Event])
             **to_columns(updated),
         }
         try:
-            await store.messages.update_entity(
-                patch,
-                mode=UpdateMode.MERGE,
-                etag=entity.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
+            await update_if_unchanged(store.messages, patch, entity.metadata["etag"])
             return True
         except ResourceModifiedError:
             # someone else changed the message: read again and re-fold
@@ -228,12 +221,7 @@ async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | Non
         if etag is None:
             await store.state.create_entity(entity)
         else:
-            await store.state.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
+            await update_if_unchanged(store.state, entity, etag, replace=True)
     except (ResourceExistsError, ResourceModifiedError):
         return None  # another cycle moved it; ours did the same work, idempotently
     return (await _read_cursor(store))[1]

@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
 
 from shared.core.auth import Seller
 from shared.core.errors import Conflict, InvalidInput
 from shared.core.services import Services
+from shared.core.storage import update_if_unchanged
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -92,12 +91,7 @@ async def reserve(
     )
     if expired or found.get("seller") != seller.email:
         try:
-            await table.update_entity(
-                row,
-                mode=UpdateMode.REPLACE,
-                etag=found.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
+            await update_if_unchanged(table, row, found.metadata["etag"], replace=True)
         except ResourceModifiedError:
             raise Conflict(f"a request with this {HEADER} is in progress; retry") from None
         return Reservation(message_id, False, now)

@@ -8,11 +8,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     ResourceModifiedError,
 )
-from azure.data.tables import UpdateMode
 
 from shared.assistant import reminders
 from shared.assistant.reminders import ReminderIn
@@ -20,6 +18,7 @@ from shared.core.auth import Seller
 from shared.core.errors import Conflict
 from shared.core.rows import MessageRow
 from shared.core.services import Services
+from shared.core.storage import update_if_unchanged
 from shared.engagement.kpis import from_columns
 from shared.messages import dispatch_queue, sending
 from shared.messages.compose_checks import check_future
@@ -41,11 +40,10 @@ async def send(services: Services, seller: Seller, message_id: str) -> dict[str,
 async def _merge(services: Services, entity: MessageRow, **changes: Any) -> None:
     """Change some columns, only if nobody changed the message since it was read."""
     try:
-        await services.store.messages.update_entity(
+        await update_if_unchanged(
+            services.store.messages,
             {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], **changes},
-            mode=UpdateMode.MERGE,
-            etag=entity["etag"],
-            match_condition=MatchConditions.IfNotModified,
+            entity["etag"],
         )
     except ResourceModifiedError:
         raise Conflict(

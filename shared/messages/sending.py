@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
@@ -28,6 +27,7 @@ from shared.core.errors import Conflict
 from shared.core.ids import partition_of
 from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
+from shared.core.storage import update_if_unchanged
 from shared.crm import preferences
 from shared.messages import dispatch_queue, sent_index
 from shared.messages.delivery import Attachment, Outgoing
@@ -123,12 +123,7 @@ async def claim(
         if entity["status"] == "failed":
             patch.update({"attempts": 0, "failure": "", "next_attempt_at": ""})
     try:
-        await services.store.messages.update_entity(
-            dict(patch),
-            mode=UpdateMode.MERGE,
-            etag=read.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
-        )
+        await update_if_unchanged(services.store.messages, dict(patch), read.metadata["etag"])
     except ResourceModifiedError:
         return None  # someone else claimed it (or changed it) first
     if by_seller and send_at:

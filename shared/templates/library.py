@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.core.auth import ADMIN_ROLE, Seller
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.core.services import Services
-from shared.core.storage import Store
+from shared.core.storage import Store, update_if_unchanged
 from shared.core.text import BodyText, HeaderText
 from shared.crm import records
 from shared.templates import rendering as templates
@@ -173,11 +173,8 @@ def _check_owner(seller: Seller, row: Any) -> None:
 async def _save(services: Services, row: Any) -> None:
     """Write the whole row back (stale HTML chunks go), unless someone changed it meanwhile."""
     try:
-        await services.store.templates.update_entity(
-            dict(row),
-            mode=UpdateMode.REPLACE,
-            etag=row.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
+        await update_if_unchanged(
+            services.store.templates, dict(row), row.metadata["etag"], replace=True
         )
     except ResourceModifiedError:
         raise Conflict("the template changed meanwhile; read it again") from None
