@@ -46,13 +46,13 @@ class Services:
         if self._graph is None:
             from shared.graph.client import build_graph
 
-            self._graph = build_graph(self.settings)
+            self._graph = build_graph(self.settings, self.store.blob_service)
         return self._graph
 
     async def close(self) -> None:
-        await self.store.close()
         if self._graph is not None:
-            await self._graph.close()
+            await self._graph.close()  # first: it gives its permits back through the store
+        await self.store.close()
 
     @property
     def grace(self) -> timedelta:
