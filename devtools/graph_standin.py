@@ -45,8 +45,8 @@ class GraphStandIn:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         """latency holds every request that long so concurrency shows; a concurrency limit
-        answers 429 past that many requests in flight per mailbox (Outlook allows four);
-        clock lets a test move time (deferred sends)."""
+        answers 429 past that many requests in flight per mailbox, each request inside a
+        $batch counted (Outlook allows four); clock lets a test move time (deferred sends)."""
         self._port = port
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
@@ -220,11 +220,65 @@ class GraphStandIn:
         retry_after: int | None = 1,
         path_contains: str | None = None,
         method: str | None = None,
+        body_contains: str | None = None,
     ) -> None:
         """The next `count` matching requests fail with Graph's throttling shape (429, or
-        serviceNotAvailable for 503) and a Retry-After header unless retry_after is None."""
+        serviceNotAvailable for 503, generalException otherwise) and a Retry-After header
+        unless retry_after is None. A request inside a $batch gets its own answer there."""
         with self._lock:
-            self._server.faults.append(Fault(count, status, retry_after, path_contains, method))
+            self._server.faults.append(
+                Fault(count, status, retry_after, path_contains, method, body_contains)
+            )
+
+    def fail_always(
+        self,
+        *,
+        status: int = 500,
+        retry_after: int | None = None,
+        path_contains: str | None = None,
+        method: str | None = None,
+        body_contains: str | None = None,
+    ) -> None:
+        """Every matching request fails as fail_next describes, until clear_faults."""
+        with self._lock:
+            self._server.faults.append(
+                Fault(1, status, retry_after, path_contains, method, body_contains, True)
+            )
+
+    def clear_faults(self) -> None:
+        """Drops every injected fault and random throttling."""
+        with self._lock:
+            self._server.faults = []
+            self._server.throttle_fraction = 0.0
+
+    def throttle_randomly(self, fraction: float, *, retry_after: int = 1, seed: int = 0) -> None:
+        """That share of requests (single or inside a $batch), picked at random with a fixed
+        seed, answers 429 with Retry-After."""
+        with self._lock:
+            self._server.throttle_fraction = fraction
+            self._server.throttle_retry_after = retry_after
+            self._server.reseed(seed)
+
+    @property
+    def mailbox_concurrency_limit(self) -> int | None:
+        """Requests in flight per mailbox past which Graph answers 429 (None: no limit)."""
+        return self._server.limit
+
+    @mailbox_concurrency_limit.setter
+    def mailbox_concurrency_limit(self, limit: int | None) -> None:
+        with self._lock:
+            self._server.limit = limit
+
+    @property
+    def faults_served(self) -> int:
+        """Injected faults answered so far (random throttling included)."""
+        with self._lock:
+            return self._server.faults_served
+
+    def refused(self, user: str) -> int:
+        """Requests to this mailbox answered 429 for the concurrency limit so far."""
+        with self._lock:
+            return self._server.refused.get(self._server.user_key(user), 0)
 
     def expire_delta_tokens(self, user: str) -> None:
         """Every delta and skip token issued so far for the mailbox now answers 410."""
@@ -251,7 +305,8 @@ class GraphStandIn:
             return list(self._server.batch_requests)
 
     def max_concurrency(self, user: str) -> int:
-        """The most requests for this mailbox in flight at once so far ($batch counts once)."""
+        """The most requests for this mailbox in flight at once so far, each request inside a
+        $batch counted, refused ones included."""
         with self._lock:
             return self._server.max_in_flight.get(self._server.user_key(user), 0)
 

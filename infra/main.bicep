@@ -24,8 +24,15 @@ param environmentName string
 })
 param location string
 
-@description('Object id of the person running azd, granted data access to run `python -m shared.ops.cli` against Azure. Empty: none.')
+@description('Object id of whoever runs azd: azd fills it from its login (AZURE_PRINCIPAL_ID), a person or a pipeline. A person gets data access to run `python -m shared.ops.cli` against Azure. Empty: nobody.')
 param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+@description('What principalId is, as azd reports its login (AZURE_PRINCIPAL_TYPE): a User, or the ServicePrincipal of a pipeline signed in with a federated credential or a secret. Only a User gets data access: a pipeline needs none.')
+param principalType string = 'User'
 
 @description('Resource group name. Empty: rg-<environmentName>.')
 param resourceGroupName string = ''
@@ -51,11 +58,11 @@ param retentionDays int = 90
 param tokenActiveKid string = 'k1'
 
 @secure()
-@description('TOKEN_KEYS as JSON, key id to key, for rotation. Empty: one key, tokenActiveKid to tokenSigningKey.')
+@description('Every signing key, for rotation, as key id and key pairs: k1:<key>,k2:<key> (docs/admin.md, Key rotation). Not JSON: azd pastes a string parameter into the JSON text of main.parameters.json unescaped, so quotes would stop azd provision. Empty: one key, tokenActiveKid to tokenSigningKey.')
 param tokenKeys string = ''
 
 @secure()
-@description('Signing key for tracking tokens when tokenKeys is empty. Generated once by azd and kept in the azd environment.')
+@description('Signing key for tracking tokens when tokenKeys is empty. Generated once by azd and kept in the azd environment (config.json); mapped to TOKEN_SIGNING_KEY so that `azd pipeline config` can hand the same key to a pipeline.')
 @metadata({
   azd: {
     type: 'generate'
@@ -72,6 +79,9 @@ param entraAudience string
 
 @description('Tenant whose Entra ID issues the seller API tokens. Empty: the deployment tenant.')
 param entraTenantId string = ''
+
+@description('Issuer of the seller API tokens, exactly as in their iss claim. Empty: this cloud\'s sign-in endpoint, then <tenant>/v2.0. Set it where the cloud issues tokens from another host than it signs in at (docs/admin.md, National clouds).')
+param entraIssuer string = ''
 
 @allowed([
   'graph'
@@ -90,12 +100,15 @@ param graphAuth string = 'managed_identity'
 @description('Client id of the Graph app registration; only with graphAuth client_secret.')
 param graphClientId string = ''
 
+@description('Tenant of the mailboxes, where the Graph app registration lives; only with graphAuth client_secret. Empty: the deployment tenant.')
+param graphTenantId string = ''
+
 @secure()
 @description('Client secret of the Graph app registration, stored in Key Vault; only with graphAuth client_secret.')
 param graphClientSecret string = ''
 
-@description('Microsoft Graph endpoint (a national cloud has its own).')
-param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+@description('Microsoft Graph endpoint of the mailboxes\' cloud, with its version (a national cloud has its own). Empty: the app\'s default, the global service (GRAPH_BASE_URL in the README).')
+param graphBaseUrl string = ''
 
 @description('Outlook category that tracks an item.')
 param trackingCategory string = 'Tracked to Engagement'
@@ -125,16 +138,46 @@ var tags = {
 var functionAppName = 'func-api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 var tenantId = empty(entraTenantId) ? tenant().tenantId : entraTenantId
-var tokenKeysJson = empty(tokenKeys) ? string({
-  '${tokenActiveKid}': tokenSigningKey
-}) : tokenKeys
-var trackingBaseUrl = empty(trackingHostName) ? 'https://${functionAppName}.azurewebsites.net' : 'https://${trackingHostName}'
+// The sign-in endpoint of the cloud this deployment runs in (global, US Government, 21Vianet).
+var loginEndpoint = environment().authentication.loginEndpoint
 var useGraphSecret = graphAuth == 'client_secret'
+
+// TOKEN_KEYS for Key Vault and the app: JSON, key id to key. tokenKeys arrives as
+// `k1:<key>,k2:<key>` (spaces and empty entries ignored). Keys are letters, digits, '-' and '_',
+// as docs/admin.md makes them and inputProblems checks, so the pairs become JSON by text alone.
+var tokenKeyEntries = filter(split(replace(tokenKeys, ' ', ''), ','), entry => !empty(entry))
+var tokenKeysJson = empty(tokenKeyEntries) ? string({
+  '${tokenActiveKid}': tokenSigningKey
+}) : '{"${replace(join(tokenKeyEntries, '","'), ':', '":"')}"}'
+
+// TOKEN_KEYS entries the app would refuse: not `id:key`, an id of 1 to 8 characters and a key of
+// 32 or more without quotes. A vault://... reference copied as a key has two colons too many.
+var malformedTokenKeys = filter(tokenKeyEntries, entry => length(split(entry, ':')) != 2 || empty(first(split(entry, ':'))) || length(first(split(entry, ':'))) > 8 || length(last(split(entry, ':'))) < 32 || contains(entry, '"'))
+
+// Inputs that would deploy an app which refuses to start, or links that stop working: each is a
+// message, or '' when that input is fine. app/inputs.bicep refuses any message, before the
+// resource group (and so anything else) is created.
+var inputProblems = filter([
+  useGraphSecret && empty(graphClientId) ? 'GRAPH_AUTH=client_secret needs GRAPH_CLIENT_ID, the client id of the Graph app registration: azd env set GRAPH_CLIENT_ID <client id>.' : ''
+  useGraphSecret && empty(graphClientSecret) ? 'GRAPH_AUTH=client_secret needs GRAPH_CLIENT_SECRET: azd env set GRAPH_CLIENT_SECRET <secret>.' : ''
+  !empty(malformedTokenKeys) ? 'TOKEN_KEYS is key id and key pairs, k1:<key>,k2:<key>: ids of 1 to 8 letters or digits, keys of at least 32 letters, digits, - or _ (docs/admin.md, Key rotation).' : ''
+  !empty(tokenKeyEntries) && !contains(',${join(tokenKeyEntries, ',')}', ',${tokenActiveKid}:') ? 'TOKEN_ACTIVE_KID must be one of the key ids in TOKEN_KEYS.' : ''
+], problem => !empty(problem))
+
+module inputs 'app/inputs.bicep' = {
+  name: 'inputs'
+  params: {
+    problems: join(inputProblems, ' ')
+  }
+}
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
   location: location
   tags: tags
+  dependsOn: [
+    inputs
+  ]
 }
 
 // The app's one identity: storage, Key Vault references, Application Insights and Graph.
@@ -184,6 +227,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     tokenKeys: tokenKeysJson
+    storeGraphClientSecret: useGraphSecret
     graphClientSecret: useGraphSecret ? graphClientSecret : ''
   }
 }
@@ -207,15 +251,40 @@ module rbac 'app/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     identityPrincipalId: identity.outputs.principalId
-    userPrincipalId: principalId
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
   }
 }
 
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    appServicePlanId: plan.outputs.resourceId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    identityId: identity.outputs.resourceId
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+  }
+  dependsOn: [
+    rbac
+  ]
+}
+
+// The app's own default host name, as App Service gives it in this cloud.
+var trackingBaseUrl = empty(trackingHostName) ? 'https://${api.outputs.defaultHostName}' : 'https://${trackingHostName}'
+
 // Every setting the app reads (shared/core/settings.py), in one place; tests/infra/test_bicep.py
 // checks this list against the Settings model. The host's own settings are added in
-// app/api.bicep. Not set on purpose: STORAGE_CONNECTION_STRING (no keys anywhere),
-// DEV_AUTH_KEY and GRAPH_STATIC_TOKEN (local development only), GRAPH_CERTIFICATE_PATH
-// (Flex Consumption cannot load certificates).
+// app/settings.bicep, which writes the whole set. Not set on purpose: STORAGE_CONNECTION_STRING
+// (no keys anywhere), DEV_AUTH_KEY and GRAPH_STATIC_TOKEN (local development only),
+// GRAPH_CERTIFICATE_PATH (Flex Consumption cannot load certificates). GRAPH_BASE_URL only when
+// given: the app's default is the global service.
 var appSettings = union({
   ENVIRONMENT: 'azure'
   STORAGE_BLOB_URL: storage.outputs.blobEndpoint
@@ -225,11 +294,10 @@ var appSettings = union({
   TOKEN_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenKeysSecretUri})'
   TOKEN_ACTIVE_KID: tokenActiveKid
   AUTH_MODE: 'entra'
-  ENTRA_ISSUER: 'https://login.microsoftonline.com/${tenantId}/v2.0'
+  ENTRA_ISSUER: empty(entraIssuer) ? uri(loginEndpoint, '${tenantId}/v2.0') : entraIssuer
   ENTRA_AUDIENCE: entraAudience
-  ENTRA_JWKS_URL: 'https://login.microsoftonline.com/${tenantId}/discovery/v2.0/keys'
+  ENTRA_JWKS_URL: uri(loginEndpoint, '${tenantId}/discovery/v2.0/keys')
   DELIVERY_BACKEND: deliveryBackend
-  GRAPH_BASE_URL: graphBaseUrl
   GRAPH_AUTH: graphAuth
   GRAPH_MAX_CONCURRENCY: '4'
   GRAPH_PAGE_SIZE: '500'
@@ -255,32 +323,23 @@ var appSettings = union({
   // Which event classes the headline KPIs count (docs/measurement.md).
   COUNTED_CLASSES: '["human","privacy_proxy"]'
 }, useGraphSecret ? {
-  GRAPH_TENANT_ID: tenant().tenantId
+  GRAPH_TENANT_ID: empty(graphTenantId) ? tenant().tenantId : graphTenantId
   GRAPH_CLIENT_ID: graphClientId
   GRAPH_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.graphClientSecretUri})'
-} : {})
+} : {}, empty(graphBaseUrl) ? {} : {
+  GRAPH_BASE_URL: graphBaseUrl
+})
 
-module api 'app/api.bicep' = {
-  name: 'api'
+module apiSettings 'app/settings.bicep' = {
+  name: 'api-settings'
   scope: rg
   params: {
-    name: functionAppName
-    location: location
-    tags: tags
-    appServicePlanId: plan.outputs.resourceId
+    siteName: api.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     storageAccountName: storage.outputs.name
-    deploymentContainerName: deploymentContainerName
-    identityId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
-    instanceMemoryMB: instanceMemoryMB
-    maximumInstanceCount: maximumInstanceCount
-    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     appSettings: appSettings
   }
-  dependsOn: [
-    rbac
-  ]
 }
 
 // Flex Consumption cannot hold App Service managed certificates, so a custom tracking host is

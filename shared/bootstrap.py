@@ -45,7 +45,7 @@ def build_services(
         # Imported here, on first use: the Graph SDK takes seconds to import.
         from shared.outlook.graph_client import build_graph
 
-        return build_graph(settings)
+        return build_graph(settings, store.blob_service)
 
     services = Services(
         settings=settings,

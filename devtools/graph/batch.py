@@ -2,7 +2,8 @@
 
 Up to 20 requests; each runs through the same dispatch as a request sent alone and gets its own
 status, headers and body (a throttled one its own 429 and Retry-After). dependsOn orders them,
-and a request whose dependency failed answers 424.
+and a request whose dependency failed answers 424. Requests not ordered by dependsOn run at the
+same time, as in Graph, so each of them counts against its mailbox's concurrency limit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devtools.graph.odata import GraphError
-from devtools.graph.routes import Call, Reply, json_body, make_call, user_of
+from devtools.graph.routes import Call, Reply, json_body, make_call
 
 MAX_BATCH_REQUESTS = 20
 
@@ -105,7 +106,19 @@ def _inner_call(outer: Call, raw: Mapping[str, Any]) -> Call:
     return make_call(str(raw["method"]), path, url.query, headers, payload, outer.base_url)
 
 
-def run_batch(steps: list[BatchStep], execute: Callable[[Call], Reply]) -> Reply:
+def concurrent_levels(steps: list[BatchStep]) -> list[list[BatchStep]]:
+    """The steps in groups that run at the same time: those without dependencies first, then
+    those whose dependencies are all in earlier groups, and so on."""
+    level: dict[str, int] = {}
+    for step in _execution_order(steps):
+        level[step.id] = 1 + max((level[d] for d in step.depends_on), default=-1)
+    groups: list[list[BatchStep]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for step in steps:
+        groups[level[step.id]].append(step)
+    return groups
+
+
+def run_batch(steps: list[BatchStep], execute: Callable[[BatchStep], Reply]) -> Reply:
     """Runs checked steps in dependency order; a step whose dependency failed answers 424.
     Responses come in the order of the requests."""
     results: dict[str, Reply] = {}
@@ -114,7 +127,7 @@ def run_batch(steps: list[BatchStep], execute: Callable[[Call], Reply]) -> Reply
             failed = {"error": {"code": "FailedDependency", "message": "A dependency failed."}}
             results[step.id] = Reply(424, failed)
         else:
-            results[step.id] = execute(step.call)
+            results[step.id] = execute(step)
     responses = []
     for step in steps:
         reply = results[step.id]
@@ -128,8 +141,3 @@ def run_batch(steps: list[BatchStep], execute: Callable[[Call], Reply]) -> Reply
             item["body"] = reply.body
         responses.append(item)
     return Reply(200, {"responses": responses})
-
-
-def inner_users(steps: list[BatchStep]) -> set[str]:
-    """The mailboxes a batch touches, for per-mailbox concurrency accounting."""
-    return {u for s in steps if (u := user_of(s.call.path))}

@@ -229,6 +229,18 @@ class GraphApi:
 
     def update_message(self, call: Call, args: dict[str, str]) -> Reply:
         box = self.store.mailbox(args["user"])
+        expected = call.headers.get("if-match")
+        if expected is not None and expected.strip() != "*":
+            current = f'W/"{box.message(args["id"]).data["changeKey"]}"'
+            if expected.strip() != current:
+                # What Exchange answers when the change key no longer matches the item's.
+                raise GraphError(
+                    412,
+                    "ErrorIrresolvableConflict",
+                    "The send or update operation could not be performed because the change "
+                    "key passed in the request does not match the current change key for the "
+                    "item.",
+                )
         msg = self.store.update_message(box.address, args["id"], json_body(call))
         context = self._context(call, box, "messages/$entity")
         return Reply(200, {"@odata.context": context, **self.store.message_json(msg)})

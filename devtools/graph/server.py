@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from devtools.graph.batch import batch_steps, inner_users, run_batch
+from devtools.graph.batch import BatchStep, batch_steps, concurrent_levels, run_batch
 from devtools.graph.odata import GraphError, error_body, throttled_body
 from devtools.graph.routes import Call, GraphApi, Reply, make_call, user_of
 
@@ -41,16 +42,21 @@ RequestRecord = tuple[str, str, float]
 
 @dataclass
 class Fault:
-    """The next `remaining` requests matching method and path fail with `status`."""
+    """The next `remaining` requests matching method, path and body fail with `status` (every
+    matching request, while `persistent`)."""
 
     remaining: int
     status: int
     retry_after: int | None
     path_contains: str | None
     method: str | None
+    body_contains: str | None = None
+    persistent: bool = False
 
     def matches(self, call: Call, *, batch_envelope: bool) -> bool:
         if self.method is not None and self.method.upper() != call.method:
+            return False
+        if self.body_contains is not None and self.body_contains.encode() not in call.body:
             return False
         if self.path_contains is None:
             # An unscoped fault hits single and batched requests but not the $batch envelope:
@@ -76,12 +82,17 @@ class GraphServer:
         self._lock = lock
         self._token = token
         self._latency = latency
-        self._limit = mailbox_concurrency_limit
+        self.limit = mailbox_concurrency_limit
         self._clock = clock
         self.faults: list[Fault] = []
         self.requests: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
         self.batch_requests: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
         self.max_in_flight: dict[str, int] = {}
+        self.refused: dict[str, int] = {}  # requests answered 429 for the concurrency limit
+        self.faults_served = 0
+        self.throttle_fraction = 0.0  # that share of requests answers 429 (random, seeded)
+        self.throttle_retry_after = 1
+        self._random = random.Random(0)  # noqa: S311 (repeatable faults, not secrets)
         self._in_flight: dict[str, int] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -160,33 +171,69 @@ class GraphServer:
         return self._respond(await self._handle(call), request_id)
 
     async def _handle(self, call: Call) -> Reply:
-        is_batch = call.path == "/$batch"
-        try:
-            steps = batch_steps(call) if is_batch and call.method == "POST" else []
-        except GraphError as exc:
-            return self.error(exc.status, exc.code, exc.message, exc.headers)
-        users = inner_users(steps) if is_batch else {u for u in [user_of(call.path)] if u}
-        keys = {self.user_key(u) for u in users}
-        over_limit = self._enter(keys)
+        if call.path == "/$batch":
+            return await self._handle_batch(call)
+        keys = {self.user_key(u) for u in [user_of(call.path)] if u}
+        admitted = self._enter({key: [1] for key in keys})
         try:
             if self._latency:
                 await asyncio.sleep(self._latency)
-            if over_limit:
-                reply = self._throttled(429, 1)
-                assert reply.body is not None
-                reply.body["error"]["code"] = "ApplicationThrottled"
-                reply.body["error"]["message"] = "Application is over its MailboxConcurrency limit."
-                return reply
-            if not is_batch:
-                return self._execute(call)
+            if any(not admitted[key][0] for key in keys):
+                return self._over_limit()
+            return self._execute(call)
+        finally:
+            self._leave({key: admitted[key][0] for key in keys})
+
+    async def _handle_batch(self, call: Call) -> Reply:
+        """Every request inside a batch counts against its mailbox's concurrency, as Graph
+        counts them: the requests that run at the same time (those not ordered by dependsOn)
+        past the limit answer 429 one by one, and the rest run."""
+        try:
+            steps = batch_steps(call) if call.method == "POST" else []
+        except GraphError as exc:
+            return self.error(exc.status, exc.code, exc.message, exc.headers)
+        levels: dict[str, list[list[BatchStep]]] = {}
+        for level in concurrent_levels(steps):
+            by_key: dict[str, list[BatchStep]] = {}
+            for step in level:
+                if (user := user_of(step.call.path)) is not None:
+                    by_key.setdefault(self.user_key(user), []).append(step)
+            for key, same in by_key.items():
+                levels.setdefault(key, []).append(same)
+        admitted = self._enter({k: [len(s) for s in lv] for k, lv in levels.items()})
+        refused = {
+            step.id
+            for key, lv in levels.items()
+            for same, allowed in zip(lv, admitted[key], strict=True)
+            for step in same[allowed:]
+        }
+        widths = {key: max(admitted[key], default=0) for key in levels}
+        try:
+            if self._latency:
+                await asyncio.sleep(self._latency)
             fault = self._take_fault(call, batch_envelope=True)
             if fault is not None:
                 return fault
             if call.method != "POST":
                 return self.error(405, "Request_BadRequest", "Use POST for $batch.")
-            return run_batch(steps, self._execute_inner)
+
+            def execute(step: BatchStep) -> Reply:
+                return self._over_limit() if step.id in refused else self._execute_inner(step.call)
+
+            return run_batch(steps, execute)
         finally:
-            self._leave(keys)
+            self._leave(widths)
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._random = random.Random(seed)  # noqa: S311 (repeatable faults)
+
+    def _over_limit(self) -> Reply:
+        reply = self._throttled(429, 1)
+        assert reply.body is not None
+        reply.body["error"]["code"] = "ApplicationThrottled"
+        reply.body["error"]["message"] = "Application is over its MailboxConcurrency limit."
+        return reply
 
     def _execute_inner(self, call: Call) -> Reply:
         with self._lock:
@@ -214,9 +261,18 @@ class GraphServer:
         with self._lock:
             for fault in self.faults:
                 if fault.remaining > 0 and fault.matches(call, batch_envelope=batch_envelope):
-                    fault.remaining -= 1
+                    if not fault.persistent:
+                        fault.remaining -= 1
                     self.faults = [f for f in self.faults if f.remaining > 0]
+                    self.faults_served += 1
                     return self._throttled(fault.status, fault.retry_after)
+            if (
+                not batch_envelope
+                and self.throttle_fraction
+                and self._random.random() < self.throttle_fraction
+            ):
+                self.faults_served += 1
+                return self._throttled(429, self.throttle_retry_after)
         return None
 
     def _throttled(self, status: int, retry_after: int | None) -> Reply:
@@ -252,17 +308,25 @@ class GraphServer:
             except GraphError:
                 return user.lower()
 
-    def _enter(self, keys: set[str]) -> bool:
-        """Counts a request in; True when a mailbox is over its concurrency limit."""
+    def _enter(self, wanted: Mapping[str, list[int]]) -> dict[str, list[int]]:
+        """Counts requests in: for each mailbox, groups of requests that would run at once
+        (a lone request is a group of one). Returns how many of each group the limit admits;
+        the peak counts as in flight until `_leave`, and the attempt shows in max_in_flight."""
         with self._lock:
-            over = False
-            for key in keys:
-                self._in_flight[key] = self._in_flight.get(key, 0) + 1
-                self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), self._in_flight[key])
-                over = over or (self._limit is not None and self._in_flight[key] > self._limit)
-            return over
+            admitted: dict[str, list[int]] = {}
+            for key, groups in wanted.items():
+                current = self._in_flight.get(key, 0)
+                peak = max(groups, default=0)
+                self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), current + peak)
+                room = peak if self.limit is None else max(0, self.limit - current)
+                admitted[key] = [min(size, room) for size in groups]
+                refused = sum(groups) - sum(admitted[key])
+                if refused:
+                    self.refused[key] = self.refused.get(key, 0) + refused
+                self._in_flight[key] = current + max(admitted[key], default=0)
+            return admitted
 
-    def _leave(self, keys: set[str]) -> None:
+    def _leave(self, counted: Mapping[str, int]) -> None:
         with self._lock:
-            for key in keys:
-                self._in_flight[key] -= 1
+            for key, n in counted.items():
+                self._in_flight[key] -= n

@@ -1,40 +1,21 @@
 // The Function App on the Flex Consumption plan (Linux, Python 3.11): the anonymous HTTP app
 // (tracking and seller API) and the timers. It runs as the user-assigned managed identity, which
-// it also uses for its own host storage, Key Vault references and Application Insights.
+// it also uses for its own host storage, Key Vault references and Application Insights. Its app
+// settings are written by app/settings.bicep, once the app (and its default host name) exists.
 
 param name string
 param location string = resourceGroup().location
 param tags object = {}
 param appServicePlanId string
-param applicationInsightsName string
 param storageAccountName string
 param deploymentContainerName string
 param identityId string
-param identityClientId string
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
 param httpPerInstanceConcurrency int = 16
 
-@description('The app settings the code reads (built in main.bicep); the host settings are added here.')
-param appSettings object
-
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
-}
-
-resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
-  name: applicationInsightsName
-}
-
-// The Functions host's own settings. AzureWebJobsStorage through the managed identity, blobs
-// only: timers keep their schedule state and locks in blobs, and no trigger uses queues or
-// tables. Telemetry with Entra ID auth, since the component refuses instrumentation keys.
-var hostSettings = {
-  AzureWebJobsStorage__credential: 'managedidentity'
-  AzureWebJobsStorage__clientId: identityClientId
-  AzureWebJobsStorage__blobServiceUri: storageAccount.properties.primaryEndpoints.blob
-  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }
 
 module api 'br/public:avm/res/web/site:0.15.1' = {
@@ -96,7 +77,6 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
     }
-    appSettingsKeyValuePairs: union(appSettings, hostSettings)
   }
 }
 

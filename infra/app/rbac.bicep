@@ -1,6 +1,8 @@
 // Role assignments, least privilege: what the app's managed identity needs and nothing else.
 // No queue role: the app has only HTTP and timer triggers, and timers keep their schedule
 // state and locks in blobs, so the host never touches queues or tables of AzureWebJobsStorage.
+// ARM refuses an assignment whose principalType is not the principal's (UnmatchedPrincipalType):
+// the managed identity is a service principal by definition, the deployer is what azd says.
 
 param storageAccountName string
 param keyVaultName string
@@ -9,8 +11,17 @@ param applicationInsightsName string
 @description('Principal id of the app user-assigned managed identity.')
 param identityPrincipalId string
 
-@description('Object id of the person deploying; empty: no assignments for them.')
-param userPrincipalId string = ''
+@description('Object id of whoever runs azd (AZURE_PRINCIPAL_ID); empty: no assignments for them.')
+param deployerPrincipalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+@description('What deployerPrincipalId is, as azd reports its login (AZURE_PRINCIPAL_TYPE). Only a User gets data access, for `python -m shared.cli`: a pipeline\'s service principal needs none to deploy.')
+param deployerPrincipalType string = 'User'
+
+var deployerIsAPerson = !empty(deployerPrincipalId) && deployerPrincipalType == 'User'
 
 // Storage Blob Data Owner: the Functions host's AzureWebJobsStorage (timer schedule state and
 // locks), the Flex Consumption deployment container, the app's blobs and user-delegation SAS for
@@ -77,22 +88,22 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource userBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
-  name: guid(storageAccount.id, userPrincipalId, storageBlobDataContributor)
+resource userBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (deployerIsAPerson) {
+  name: guid(storageAccount.id, deployerPrincipalId, storageBlobDataContributor)
   scope: storageAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
-    principalId: userPrincipalId
-    principalType: 'User'
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
   }
 }
 
-resource userTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
-  name: guid(storageAccount.id, userPrincipalId, storageTableDataContributor)
+resource userTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (deployerIsAPerson) {
+  name: guid(storageAccount.id, deployerPrincipalId, storageTableDataContributor)
   scope: storageAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
-    principalId: userPrincipalId
-    principalType: 'User'
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
   }
 }

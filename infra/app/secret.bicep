@@ -7,6 +7,7 @@ param contentType string
 param tags object = {}
 
 @secure()
+@minLength(1)
 param value string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {

@@ -31,6 +31,7 @@ var containerNames = [
   'attachments'
   'outbox'
   'activities'
+  'graphpermits'
 ]
 var tableNames = [
   'alerts'

@@ -67,9 +67,9 @@ class Services:
         return self._graph
 
     async def close(self) -> None:
-        await self.store.close()
         if self._graph is not None:
-            await self._graph.close()
+            await self._graph.close()  # first: it gives its permits back through the store
+        await self.store.close()
 
     @property
     def grace(self) -> timedelta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -20,6 +21,10 @@ AZURITE_CONNECTION_STRING = (
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
 )
 _PLACEHOLDERS = {DEV_TOKEN_KEY, DEV_AUTH_KEY, "changethis", "secret", ""}
+# A pointer to a key rather than a key: azd's vault:// reference from .azure/<env>/config.json,
+# any other URL-like reference, an unresolved App Service Key Vault reference, an unexpanded
+# ${...}. Long enough to pass as a key, it would sign links nothing else can verify.
+_KEY_REFERENCE = re.compile(r"([a-z][a-z0-9+.-]*://|@Microsoft\.KeyVault\(|\$\{)", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -102,10 +107,12 @@ class Settings(BaseSettings):
 
     @field_validator("token_keys")
     @classmethod
-    def _kids_are_short(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    def _keys_are_well_formed(cls, keys: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for kid in keys:
             if not (kid.isascii() and kid.isalnum() and 1 <= len(kid) <= 8):
                 raise ValueError(f"token key id {kid!r} must be 1-8 ASCII letters or digits")
+            if _KEY_REFERENCE.match(keys[kid].get_secret_value()):
+                raise ValueError(f"token key {kid!r} is a reference to a key, not the key")
         return keys
 
     @model_validator(mode="after")

@@ -1,6 +1,10 @@
 """Tracked Outlook items: the activity records (one per Internet message id, or per iCalUId
 for events), joined by every enrolled mailbox that holds a copy, and the per-cycle state the
-sync keeps while it decides what to track."""
+sync keeps while it decides what to track.
+
+An activity whose item still needs our category written is `pending`; it becomes `tracked`
+when the write has landed (shared.outlook.sync), so `tracked` always means the seller sees the
+category in Outlook."""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.core.errors import NotFound
 from shared.core.ids import index_key, seller_key
 from shared.core.services import Services
 from shared.crm import records
+from shared.outlook.categories import CategoryChange, has_category
 from shared.outlook.item_rules import classify, more_specific
 from shared.outlook.items import EventItem, MailItem
 from shared.outlook.mailboxes import Mailbox, load
@@ -35,9 +40,21 @@ class SyncReport:
     untracked: int = 0
     replies: int = 0
     failed: int = 0
-    category_writes: int = 0
+    category_writes: int = 0  # landed
+    category_retries: int = 0  # writes sent again: throttled, failed or conflicting
+    category_failures: int = 0  # writes that did not land this cycle (recorded as failures)
     delta_requests: int = 0
     resynced: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PendingWrite:
+    """A category write the cycle decided on, and what follows when it lands."""
+
+    change: CategoryChange
+    folder: str  # where the item was seen, for its failure row
+    activity: str = ""  # the pending activity it makes tracked
+    mark: bool = False  # the "(Undeliverable)" mark, not our category
 
 
 @dataclass
@@ -52,7 +69,7 @@ class Cycle:
     conversations: dict[str, str]  # conversation key -> the thread's root activity
     followed: dict[str, dict[str, str]]  # "imid"/"conv" -> key -> our message id
     enrolled: frozenset[str] = frozenset()
-    writes: list[tuple[str, list[str]]] = field(default_factory=list)
+    writes: dict[str, PendingWrite] = field(default_factory=dict)  # graph id -> the last decided
     created: list[tuple[str, MailItem]] = field(default_factory=list)
 
 
@@ -85,11 +102,16 @@ async def regarding(services: Services, addresses: set[str]) -> str:
     return json.dumps(list(found.values()))
 
 
-async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None) -> None:
-    """Create or join the activity for a message (one activity per Internet message id)."""
+async def track(
+    cycle: Cycle, item: MailItem, method: str, followed: str | None, folder: str = ""
+) -> None:
+    """Create or join the activity for a message (one activity per Internet message id), and
+    decide the category write if the item lacks our category."""
     services, mailbox = cycle.services, cycle.mailbox
     key = activity_key(item.internet_message_id)
     table = services.store.activities
+    needs_write = not has_category(item.categories, mailbox.category_name)
+    status = "pending" if needs_write else "tracked"
     try:
         existing: dict[str, Any] | None = dict(await table.get_entity(ACTIVITY, key))
     except ResourceNotFoundError:
@@ -109,7 +131,7 @@ async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None)
             "at": (item.received or item.sent or services.clock()).isoformat(),
             "conversation_id": item.conversation_id,
             "method": method,
-            "status": "tracked",
+            "status": status,
             "mailboxes": json.dumps({mailbox.email: item.id}),
             "followed_message_id": followed or "",
             "regarding": await regarding(services, item.addresses - {mailbox.email}),
@@ -125,14 +147,16 @@ async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None)
         boxes = json.loads(existing["mailboxes"])
         best = more_specific(existing["method"], method)
         changed = boxes.get(mailbox.email) != item.id or best != existing["method"]
-        if changed or existing["status"] != "tracked":
+        if existing["status"] == "tracked":  # another copy carries the category already
+            status = "tracked"
+        if changed or existing["status"] != status:
             boxes[mailbox.email] = item.id
             await table.update_entity(
                 {
                     "PartitionKey": ACTIVITY,
                     "RowKey": key,
                     "mailboxes": json.dumps(boxes),
-                    "status": "tracked",
+                    "status": status,
                     "method": best,
                     "untracked_at": "",
                 },
@@ -149,8 +173,12 @@ async def track(cycle: Cycle, item: MailItem, method: str, followed: str | None)
                 )
             cycle.conversations[conversation] = key
     await _remember(cycle, key, item.id, method)
-    if mailbox.category_name not in item.categories:
-        cycle.writes.append((item.id, [*item.categories, mailbox.category_name]))
+    if needs_write:
+        change = CategoryChange(
+            item.id, list(item.categories), add=mailbox.category_name, etag=item.etag
+        )
+        activity = key if status == "pending" else ""
+        cycle.writes[item.id] = PendingWrite(change, folder, activity)
     cycle.report.tracked += 1
 
 
@@ -172,13 +200,38 @@ async def untrack(cycle: Cycle, key: str) -> None:
     cycle.report.untracked += 1
 
 
+async def confirm_tracked(services: Services, keys: list[str]) -> None:
+    """Pending activities whose category write landed are tracked: one table transaction per
+    hundred (they share a partition)."""
+    table = services.store.activities
+    for start in range(0, len(keys), 100):
+        chunk = list(dict.fromkeys(keys[start : start + 100]))
+        operations: list[Any] = [
+            (
+                "update",
+                {"PartitionKey": ACTIVITY, "RowKey": k, "status": "tracked"},
+                {"mode": UpdateMode.MERGE},
+            )
+            for k in chunk
+        ]
+        try:
+            await table.submit_transaction(operations)
+        except TableTransactionError:
+            for key in chunk:  # one of them is gone (erased meanwhile): the others one by one
+                with contextlib.suppress(ResourceNotFoundError):
+                    await table.update_entity(
+                        {"PartitionKey": ACTIVITY, "RowKey": key, "status": "tracked"},
+                        mode=UpdateMode.MERGE,
+                    )
+
+
 async def tracked_elsewhere(services: Services, key: str) -> str | None:
     """The method of an activity another mailbox tracks, if it is tracked."""
     try:
         row = await services.store.activities.get_entity(ACTIVITY, key)
     except ResourceNotFoundError:
         return None
-    return str(row["method"]) if row["status"] == "tracked" else None
+    return str(row["method"]) if row["status"] in ("tracked", "pending") else None
 
 
 async def track_event(cycle: Cycle, event: EventItem) -> None:
@@ -227,7 +280,8 @@ async def link_copies(cycle: Cycle) -> None:
     """A newly tracked message may sit in other enrolled mailboxes too (a colleague on the
     thread): link their copies to the one activity and give them the category there. Only
     the mailboxes whose address is on the message are asked."""
-    from shared.outlook.mail import find_by_internet_id, set_categories
+    from shared.outlook.category_writes import write_categories
+    from shared.outlook.mail import find_by_internet_id
 
     services, graph = cycle.services, cycle.services.graph()
     for key, item in cycle.created:
@@ -252,9 +306,11 @@ async def link_copies(cycle: Cycle) -> None:
                     }
                 )
                 category = await _category_name(services, other)
-                if category and category not in (copy.categories or []):
-                    changes = [(copy.id, [*(copy.categories or []), category])]
-                    await set_categories(graph, other, changes)
+                if category:
+                    change = CategoryChange(copy.id, list(copy.categories or []), add=category)
+                    outcome = await write_categories(graph, other, [change])
+                    if outcome.failed:
+                        logger.warning("a linked copy's category did not land in its mailbox")
             except Exception as error:
                 logger.warning("could not link a copy in another mailbox: %s", classify(error))
 

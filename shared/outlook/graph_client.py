@@ -1,15 +1,14 @@
 """The Graph client, built once per worker: credential, endpoint, retry on throttling, and a
-gate that keeps at most N requests in flight per mailbox."""
+gate that keeps at most N requests in flight per mailbox across every worker of the app
+(shared.outlook.permits)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken
@@ -21,9 +20,16 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from shared.core.settings import Settings
+from shared.outlook.permits import CONTAINER, MailboxPermits
 
-# Graph answers 429 and 503 with Retry-After; the SDK's retry handler waits as told. Past
-# this many tries the cycle records the item as throttled and tries again next cycle.
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient
+
+# Graph answers 429 and 503 with Retry-After; the SDK's retry handler waits as told (holding
+# the request's permit, which slows the mailbox down as Graph asks). Past this many tries the
+# caller gets the error: the sync records it and tries again next cycle. Requests inside a
+# $batch are answered one by one inside a 200, which the SDK does not retry: see
+# shared.graph.mail.write_categories.
 _MAX_RETRIES = 5
 
 
@@ -72,31 +78,39 @@ def _credential(settings: Settings) -> Any:
 
 @dataclass
 class Graph:
-    """The SDK client plus a per-mailbox concurrency gate."""
+    """The SDK client plus the mailbox permits every request goes through."""
 
     client: GraphServiceClient
     credential: Any
     http: Any  # the httpx client under the SDK, closed with the rest
-    max_concurrency: int
+    permits: MailboxPermits
     page_size: int
-    _gates: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    _in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.permits.size
 
     @asynccontextmanager
     async def gate(self, mailbox: str) -> AsyncIterator[None]:
-        """Hold one of the mailbox's request slots (Exchange allows 4 concurrent per mailbox)."""
-        key = mailbox.lower()
-        semaphore = self._gates.setdefault(key, asyncio.Semaphore(self.max_concurrency))
-        async with semaphore:
+        """Hold one of the mailbox's request permits (Graph allows 4 in flight per mailbox,
+        across every instance of the app)."""
+        async with self.permits.hold(mailbox):
             yield
 
+    def gate_many(self, mailbox: str, wanted: int) -> AbstractAsyncContextManager[int]:
+        """Hold between 1 and `wanted` permits, for a $batch of that many requests to the
+        mailbox (each counts); yields how many are held."""
+        return self.permits.hold(mailbox, wanted)
+
     async def close(self) -> None:
+        await self.permits.close()
         await self.http.aclose()
         await self.credential.close()
 
 
-def build_graph(settings: Settings) -> Graph:
-    """A Graph client for the configured endpoint and credential."""
+def build_graph(settings: Settings, blobs: BlobServiceClient | None = None) -> Graph:
+    """A Graph client for the configured endpoint and credential; its mailbox permits are
+    blob leases in `blobs` (process-local without it, for tools that run without storage)."""
     endpoint = urlsplit(settings.graph_base_url)
     host = endpoint.hostname or "graph.microsoft.com"
     scope = f"{endpoint.scheme}://{endpoint.netloc}/.default"
@@ -112,6 +126,9 @@ def build_graph(settings: Settings) -> Graph:
         client=GraphServiceClient(request_adapter=adapter),
         credential=credential,
         http=http_client,
-        max_concurrency=settings.graph_max_concurrency,
+        permits=MailboxPermits(
+            blobs.get_container_client(CONTAINER) if blobs is not None else None,
+            settings.graph_max_concurrency,
+        ),
         page_size=settings.graph_page_size,
     )

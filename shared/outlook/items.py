@@ -52,6 +52,7 @@ class MailItem:
     sender: str = ""
     recipients: frozenset[str] = frozenset()
     headers: Mapping[str, str] = field(default_factory=dict)
+    etag: str = ""  # the version read: category writes are conditional on it
 
     @property
     def addresses(self) -> set[str]:
@@ -109,6 +110,7 @@ def parse_message(data: Mapping[str, Any]) -> MailItem:
         sender=_address(source),
         recipients=recipients,
         headers=headers,
+        etag=str(data.get("@odata.etag") or ""),
     )
 
 

@@ -1,8 +1,10 @@
 """Mailbox operations on Graph, through the msgraph SDK: drafts stamped with our id, sending
-(now or deferred), delta reads of folders and calendars, categories, and batched writes.
+(now or deferred), delta reads of folders and calendars, and the tracking category (category
+writes on many messages: shared.outlook.category_writes).
 
-Every call passes through the mailbox's gate (at most N requests in flight) and asks for
-immutable ids, so an item keeps its id when it moves between folders.
+Every call passes through the mailbox's gate (at most N requests in flight, across every worker
+of the app; a $batch holds one permit per request in it) and asks for immutable ids, so an item
+keeps its id when it moves between folders.
 """
 
 from __future__ import annotations
@@ -37,10 +39,9 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
     MessageItemRequestBuilder,
 )
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
-from msgraph_core.requests.batch_request_content import BatchRequestContent
-from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 from shared.messages.delivery import Outgoing
+from shared.outlook.categories import same_name
 from shared.outlook.graph_client import Graph
 from shared.outlook.items import EventItem, MailItem, parse_event, parse_message, removed
 
@@ -72,7 +73,8 @@ class DeltaPage:
     requests: int = 0
 
 
-def _config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+def request_config(query: Any = None, *, page_size: int | None = None) -> RequestConfiguration[Any]:
+    """Every request's options: immutable ids, and a page size for listings."""
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
     prefer = (
         IMMUTABLE_IDS if page_size is None else f"{IMMUTABLE_IDS}, odata.maxpagesize={page_size}"
@@ -108,7 +110,7 @@ async def find_stamped(graph: Graph, mailbox: str, our_id: str) -> Message | Non
         top=2,
     )
     async with graph.gate(mailbox):
-        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+        found = await graph.client.users.by_user_id(mailbox).messages.get(request_config(query))
     return found.value[0] if found and found.value else None
 
 
@@ -121,7 +123,7 @@ async def find_by_internet_id(
         filter=f"internetMessageId eq '{quoted}'", select=["id", "categories"], top=1
     )
     async with graph.gate(mailbox):
-        found = await graph.client.users.by_user_id(mailbox).messages.get(_config(query))
+        found = await graph.client.users.by_user_id(mailbox).messages.get(request_config(query))
     return found.value[0] if found and found.value else None
 
 
@@ -151,7 +153,9 @@ async def create_draft(
         ],
     )
     async with graph.gate(mailbox):
-        created = await graph.client.users.by_user_id(mailbox).messages.post(draft, _config())
+        created = await graph.client.users.by_user_id(mailbox).messages.post(
+            draft, request_config()
+        )
     if created is None or created.id is None:
         raise RuntimeError("Graph created no draft")
     return created
@@ -163,7 +167,7 @@ async def send_draft(graph: Graph, mailbox: str, graph_id: str) -> None:
         await (
             graph.client.users.by_user_id(mailbox)
             .messages.by_message_id(graph_id)
-            .send.post(_config())
+            .send.post(request_config())
         )
 
 
@@ -172,14 +176,14 @@ async def delete_message(graph: Graph, mailbox: str, graph_id: str) -> None:
         await (
             graph.client.users.by_user_id(mailbox)
             .messages.by_message_id(graph_id)
-            .delete(_config())
+            .delete(request_config())
         )
 
 
 async def get_event(graph: Graph, mailbox: str, event_id: str) -> EventItem | None:
     """One calendar event."""
     builder = graph.client.users.by_user_id(mailbox).events.by_event_id(event_id)
-    data = await _raw(graph, mailbox, builder.to_get_request_information(_config()))
+    data = await send_raw(graph, mailbox, builder.to_get_request_information(request_config()))
     return parse_event(data) if data.get("id") else None
 
 
@@ -189,7 +193,7 @@ async def folder_id(graph: Graph, mailbox: str, name: str) -> str | None:
         folder = (
             await graph.client.users.by_user_id(mailbox)
             .mail_folders.by_mail_folder_id(name)
-            .get(_config())
+            .get(request_config())
         )
     return folder.id if folder else None
 
@@ -200,7 +204,7 @@ async def get_message(graph: Graph, mailbox: str, graph_id: str) -> MailItem | N
         select=MESSAGE_FIELDS
     )
     builder = graph.client.users.by_user_id(mailbox).messages.by_message_id(graph_id)
-    data = await _raw(graph, mailbox, builder.to_get_request_information(_config(query)))
+    data = await send_raw(graph, mailbox, builder.to_get_request_information(request_config(query)))
     return parse_message(data) if data.get("id") else None
 
 
@@ -213,7 +217,7 @@ async def parent_folder(graph: Graph, mailbox: str, graph_id: str) -> str | None
         item = (
             await graph.client.users.by_user_id(mailbox)
             .messages.by_message_id(graph_id)
-            .get(_config(query))
+            .get(request_config(query))
         )
     return item.parent_folder_id if item else None
 
@@ -221,7 +225,7 @@ async def parent_folder(graph: Graph, mailbox: str, graph_id: str) -> str | None
 _ERRORS: dict[str, Any] = {"XXX": ODataError}
 
 
-async def _raw(graph: Graph, mailbox: str, info: Any) -> dict[str, Any]:
+async def send_raw(graph: Graph, mailbox: str, info: Any) -> dict[str, Any]:
     """Send a request built by the SDK and take its JSON as it is (see shared.outlook.items)."""
     adapter = graph.client.request_adapter
     async with graph.gate(mailbox):
@@ -237,11 +241,11 @@ async def _delta(
 ) -> DeltaPage:
     """Follow a delta query's pages to its delta link; items as raw JSON objects."""
     page = DeltaPage()
-    config = _config(None if link else first, page_size=graph.page_size)
+    config = request_config(None if link else first, page_size=graph.page_size)
     while True:
         info = (builder.with_url(link) if link else builder).to_get_request_information(config)
         try:
-            response = await _raw(graph, mailbox, info)
+            response = await send_raw(graph, mailbox, info)
         except ODataError as error:
             code = error.error.code if error.error else ""
             if status_of(error) == 410 or code == "syncStateNotFound":
@@ -260,7 +264,7 @@ async def _delta(
             page.delta_link = response.get("@odata.deltaLink")
             break
         link = next_link
-        config = _config(page_size=graph.page_size)
+        config = request_config(page_size=graph.page_size)
     return page
 
 
@@ -290,11 +294,22 @@ async def delta_events(
     return page
 
 
+async def _find_category(graph: Graph, mailbox: str, name: str) -> tuple[str, str] | None:
+    categories = graph.client.users.by_user_id(mailbox).outlook.master_categories
+    async with graph.gate(mailbox):
+        listed = await categories.get()
+    for category in (listed.value if listed else None) or []:
+        if category.id and category.display_name and same_name(category.display_name, name):
+            return category.id, category.display_name
+    return None
+
+
 async def ensure_category(
     graph: Graph, mailbox: str, category_id: str | None, name: str
 ) -> tuple[str, str]:
     """(id, current name) of the tracking category, recreated if it was deleted. Known by id,
-    so a renamed category keeps working."""
+    so a renamed category keeps working; found by name without regard to case, as Outlook
+    compares names, so one the user made as "tracked to engagement" is adopted."""
     categories = graph.client.users.by_user_id(mailbox).outlook.master_categories
     if category_id:
         try:
@@ -305,40 +320,19 @@ async def ensure_category(
         except ODataError as error:
             if status_of(error) != 404:
                 raise
-    async with graph.gate(mailbox):
-        listed = await categories.get()
-    for category in (listed.value if listed else None) or []:
-        if category.display_name == name and category.id:
-            return category.id, name
-    async with graph.gate(mailbox):
-        created = await categories.post(
-            OutlookCategory(display_name=name, color=CategoryColor.Preset9)
-        )
+    existing = await _find_category(graph, mailbox, name)
+    if existing is not None:
+        return existing
+    try:
+        async with graph.gate(mailbox):
+            created = await categories.post(
+                OutlookCategory(display_name=name, color=CategoryColor.Preset9)
+            )
+    except ODataError as error:
+        # 409: the name is taken, in another case or by another worker just now: adopt it.
+        if status_of(error) == 409 and (adopted := await _find_category(graph, mailbox, name)):
+            return adopted
+        raise
     if created is None or created.id is None:
         raise RuntimeError("Graph created no category")
     return created.id, name
-
-
-async def set_categories(
-    graph: Graph, mailbox: str, changes: Sequence[tuple[str, list[str]]]
-) -> dict[str, int]:
-    """Write categories on many messages, in $batch requests of 20; status per message id."""
-    statuses: dict[str, int] = {}
-    messages = graph.client.users.by_user_id(mailbox).messages
-    for start in range(0, len(changes), BATCH_LIMIT):
-        chunk = changes[start : start + BATCH_LIMIT]
-        batch = BatchRequestContent()
-        ids: dict[str, str] = {}
-        for number, (graph_id, categories) in enumerate(chunk, start=1):
-            info = messages.by_message_id(graph_id).to_patch_request_information(
-                Message(categories=categories), _config()
-            )
-            # add_request_information would drop our id for a random one
-            batch.add_request(None, BatchRequestItem(info, id=str(number)))
-            ids[str(number)] = graph_id
-        async with graph.gate(mailbox):
-            response = await graph.client.batch.post(batch_request_content=batch)
-        codes = response.get_response_status_codes() if response is not None else {}
-        for request_id, graph_id in ids.items():
-            statuses[graph_id] = int(codes.get(request_id, 0))
-    return statuses

@@ -1,13 +1,19 @@
 """The mailbox sync cycle: replies to followed mail, and category, folder and conversation
 tracking of Outlook items — like server-side synchronisation, but exact and idempotent.
 
-One cycle per mailbox: make sure the tracking category exists, read each folder's changes
-with a delta query (large pages, only the fields needed), act on every changed item, write
-categories back in $batch requests, and keep the new delta links. What the cycle needs to
-decide (the seller's sent mail, the items and threads it tracks, its failures) is read once
-at the start, so most items cost no storage call at all. Per-item failures are recorded and
-retried by the retry cycle, at most `max_tracking_attempts` times; then the item gets the
-"(Undeliverable)" category and is left alone.
+One cycle per mailbox: make sure the tracking category exists (a failure there is recorded
+and never stops reply detection), read each folder's changes with a delta query (large pages,
+only the fields needed), act on every changed item, write categories back in $batch requests,
+and keep the new delta links. What the cycle needs to decide (the seller's sent mail, the items
+and threads it tracks, its failures) is read once at the start, so most items cost no storage
+call at all.
+
+Category writes land or fail visibly: a write is retried (throttled ones after their own
+Retry-After) until it lands, and one that does not land in the cycle is a failure of its item,
+like an item that could not be processed. Failures are retried by the retry cycle, at most
+`max_tracking_attempts` times (throttling does not use up attempts); then the item gets the
+"(Undeliverable)" category beside its own and is left alone, however often it comes back in
+delta, until the user takes the mark off: then it is tried afresh.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from shared.core.ids import index_key
 from shared.core.services import Services
 from shared.outlook.activities import (
     Cycle,
+    PendingWrite,
     SyncReport,
     activity_key,
+    confirm_tracked,
     event_key,
     link_copies,
     track,
@@ -36,6 +44,8 @@ from shared.outlook.activities import (
     tracked_elsewhere,
     untrack,
 )
+from shared.outlook.categories import CategoryChange, has_category, undeliverable_mark
+from shared.outlook.category_writes import WriteOutcome, write_categories
 from shared.outlook.item_rules import Rejected, choose_method, classify
 from shared.outlook.items import EventItem, MailItem
 from shared.outlook.mail import (
@@ -45,7 +55,6 @@ from shared.outlook.mail import (
     ensure_category,
     get_event,
     get_message,
-    set_categories,
 )
 from shared.outlook.mailboxes import all_mailboxes, claim, save
 from shared.outlook.replies import find_followed, is_automatic, load_followed, record_reply
@@ -60,11 +69,44 @@ _CALENDAR_AHEAD = timedelta(days=365)
 __all__ = ["SyncReport", "retry_mailbox", "sync_cycle", "sync_mailbox"]
 
 
+class CategoryWriteFailed(Exception):
+    """A category write that did not land in its cycle, with the status Graph last gave."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"category write answered {status or 'nothing'}")
+        self.response_status_code = status or None
+
+
+def _mark(cycle: Cycle) -> str:
+    return undeliverable_mark(cycle.services.settings.tracking_category)
+
+
+async def _left_alone(cycle: Cycle, item: MailItem, folder: str) -> bool:
+    """Whether an item is Undeliverable and so not processed: it carries the mark (ours
+    coming back in delta causes no write and no error), or its mark is still to be written.
+    An item that was marked and no longer carries the mark had it taken off by the user: its
+    failure is forgotten and it is tried afresh."""
+    failure = cycle.failures.get(item.id) or {}
+    undeliverable, marked = bool(failure.get("undeliverable")), bool(failure.get("marked"))
+    if has_category(item.categories, _mark(cycle)):
+        if undeliverable and not marked:
+            await _set_marked(cycle, item.id)
+        return True
+    if undeliverable and not marked:
+        _queue_mark(cycle, item.id, list(item.categories), item.etag, folder)
+        return True
+    if undeliverable:
+        await _clear_failure(cycle, item.id)
+    return False
+
+
 async def process_item(cycle: Cycle, item: MailItem, folder: str) -> None:
     """Act on one changed message: a reply to followed mail is counted; an item that a
     tracking method claims becomes (or joins) an activity; one that lost the category is
     untracked."""
     services, mailbox = cycle.services, cycle.mailbox
+    if await _left_alone(cycle, item, folder):
+        return
     if not item.internet_message_id:
         raise Rejected("the item has no Internet message id")
     cycle.report.items += 1
@@ -94,7 +136,7 @@ async def process_item(cycle: Cycle, item: MailItem, folder: str) -> None:
         token=followed is not None,
         conversation=root is not None and root != key,
         folder=folder in mailbox.folders,
-        category=mailbox.category_name in item.categories,
+        category=has_category(item.categories, mailbox.category_name),
     )
     if (
         method is None
@@ -104,10 +146,11 @@ async def process_item(cycle: Cycle, item: MailItem, folder: str) -> None:
         # Another enrolled mailbox is on the message and may track it: link, don't duplicate.
         method = await tracked_elsewhere(services, key)
     if method is not None:
-        await track(cycle, item, method, followed)
+        await track(cycle, item, method, followed, folder)
     elif cycle.known.get(key, {}).get("method") == "category":
         await untrack(cycle, key)
-    await _clear_failure(cycle, item.id)
+    if item.id not in cycle.writes:  # else once its write has landed
+        await _clear_failure(cycle, item.id)
 
 
 async def process_event(cycle: Cycle, event: EventItem) -> None:
@@ -117,7 +160,7 @@ async def process_event(cycle: Cycle, event: EventItem) -> None:
         raise Rejected("the event has no iCalUId")
     cycle.report.items += 1
     key = event_key(event.ical_uid)
-    if cycle.mailbox.category_name in event.categories:
+    if has_category(event.categories, cycle.mailbox.category_name):
         await track_event(cycle, event)
     elif cycle.known.get(key, {}).get("method") == "category":
         await untrack(cycle, key)
@@ -134,11 +177,40 @@ async def _clear_failure(cycle: Cycle, graph_id: str) -> None:
         cycle.failures.pop(graph_id)
 
 
-async def _record_failure(cycle: Cycle, graph_id: str, folder: str, error: BaseException) -> None:
+async def _set_marked(cycle: Cycle, graph_id: str) -> None:
+    row = cycle.failures.get(graph_id)
+    if row is not None and not row.get("marked"):
+        row["marked"] = True
+        await cycle.services.store.mailboxes.upsert_entity(row)
+
+
+def _queue_mark(
+    cycle: Cycle, graph_id: str, categories: list[str] | None, etag: str, folder: str
+) -> None:
+    """The "(Undeliverable)" mark, added beside the item's own categories (read first when
+    not known). Events get no mark: category writes are for messages."""
+    if folder != _CALENDAR:
+        change = CategoryChange(graph_id, categories, add=_mark(cycle), etag=etag)
+        cycle.writes[graph_id] = PendingWrite(change, folder, mark=True)
+
+
+async def _record_failure(
+    cycle: Cycle,
+    graph_id: str,
+    folder: str,
+    error: BaseException,
+    *,
+    categories: list[str] | None = None,
+    etag: str = "",
+) -> None:
+    """Count a failure of an item in its row and the mailbox's health. Throttling does not
+    use up an attempt; the last attempt makes the item Undeliverable and queues its mark."""
     services, mailbox = cycle.services, cycle.mailbox
     klass = classify(error)
     telemetry.record_error_class(klass)
-    attempts = int(cycle.failures.get(graph_id, {}).get("attempts", 0)) + 1
+    previous = cycle.failures.get(graph_id, {})
+    already = bool(previous.get("undeliverable"))
+    attempts = int(previous.get("attempts", 0)) + (0 if already or klass == "throttled" else 1)
     row = {
         "PartitionKey": mailbox.key,
         "RowKey": f"fail-{index_key(graph_id)}",
@@ -146,17 +218,20 @@ async def _record_failure(cycle: Cycle, graph_id: str, folder: str, error: BaseE
         "folder": folder,
         "attempts": attempts,
         "failure_class": klass,
-        "undeliverable": attempts >= services.settings.max_tracking_attempts,
+        "undeliverable": already or attempts >= services.settings.max_tracking_attempts,
+        "marked": bool(previous.get("marked")),
         "last_error": type(error).__name__,
     }
     await services.store.mailboxes.upsert_entity(row)
     cycle.failures[graph_id] = row
     mailbox.errors[klass] = mailbox.errors.get(klass, 0) + 1
-    mailbox.last_error = f"{klass}: {type(error).__name__}"
+    mailbox.last_error = (
+        f"{klass}: {error if isinstance(error, CategoryWriteFailed) else type(error).__name__}"
+    )
     cycle.report.failed += 1
     telemetry.record_failed(klass)
-    if row["undeliverable"]:
-        cycle.writes.append((graph_id, [f"{services.settings.tracking_category} (Undeliverable)"]))
+    if row["undeliverable"] and not already:
+        _queue_mark(cycle, graph_id, categories, etag, folder)
     logger.warning("item failed to track in a mailbox (%s, attempt %s)", klass, attempts)
 
 
@@ -211,19 +286,40 @@ async def _sync_calendar(cycle: Cycle) -> None:
 
 
 async def _write_categories(cycle: Cycle) -> None:
-    if not cycle.writes:
-        return
-    latest = dict(cycle.writes)  # one write per item: the last decided
-    statuses = await set_categories(
-        cycle.services.graph(), cycle.mailbox.email, list(latest.items())
-    )
-    cycle.report.category_writes += len(statuses)
-    for status in statuses.values():
-        if not 200 <= status < 300:
-            klass = "throttled" if status in (429, 503) else "rejected"
-            telemetry.record_error_class(klass)
-            cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
-            cycle.mailbox.last_error = f"{klass}: category write answered {status}"
+    """Write the cycle's category decisions. A landed write makes its activity tracked (or its
+    item marked); one that did not land is a failure of its item. A failure that makes an
+    item Undeliverable queues its mark: one more round writes it."""
+    for _ in range(3):  # decisions, then the marks their failures queued, then no more
+        if not cycle.writes:
+            return
+        writes, cycle.writes = cycle.writes, {}
+        try:
+            outcome = await write_categories(
+                cycle.services.graph(), cycle.mailbox.email, [w.change for w in writes.values()]
+            )
+        except Exception as whole:
+            # The call failed as a whole (no permit: storage is down, say): each write is a
+            # failure of its item, recorded below, so the retry cycle takes it up.
+            logger.warning("category writes failed as a whole: %s", classify(whole))
+            outcome = WriteOutcome(failed=dict.fromkeys(writes, 0))
+        report = cycle.report
+        report.category_writes += len(outcome.landed)
+        report.category_retries += outcome.retries
+        tracked = []
+        for graph_id, write in writes.items():
+            if graph_id in outcome.landed and write.mark:
+                await _set_marked(cycle, graph_id)
+            elif graph_id in outcome.landed or graph_id in outcome.gone:
+                tracked += [write.activity] if write.activity else []
+                await _clear_failure(cycle, graph_id)
+            else:
+                report.category_failures += 1
+                error = CategoryWriteFailed(outcome.failed.get(graph_id, 0))
+                current, etag = write.change.current, write.change.etag
+                await _record_failure(
+                    cycle, graph_id, write.folder, error, categories=current, etag=etag
+                )
+        await confirm_tracked(cycle.services, tracked)
 
 
 async def _open_cycle(services: Services, email: str) -> Cycle | None:
@@ -293,7 +389,16 @@ async def _running(services: Services, email: str) -> AsyncIterator[Cycle | None
         yield None
         return
     try:
-        await _ensure_category(cycle)
+        try:
+            await _ensure_category(cycle)
+        except Exception as error:
+            # Replies are counted without the category: go on with the name known (or the
+            # configured one); the failure shows in the mailbox's health.
+            _failed(cycle, error)
+            logger.warning("the tracking category could not be checked: %s", classify(error))
+            cycle.mailbox.category_name = (
+                cycle.mailbox.category_name or cycle.services.settings.tracking_category
+            )
         yield cycle
     except Exception as error:
         _failed(cycle, error)
@@ -336,6 +441,8 @@ async def retry_mailbox(services: Services, email: str) -> SyncReport | None:
             return None
         for graph_id, row in list(cycle.failures.items()):
             if row.get("undeliverable"):
+                if not row.get("marked"):  # its mark did not land yet: write it again
+                    _queue_mark(cycle, graph_id, None, "", row.get("folder", ""))
                 continue
             try:
                 await _retry_one(cycle, graph_id, row.get("folder", ""))

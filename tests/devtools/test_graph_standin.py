@@ -320,7 +320,7 @@ async def test_batch_of_twenty_patches_and_a_throttled_one_inside(
     assert tagged == set(ids) - {ids[7]}
     assert [r[1] for r in graph.requests] == ["/v1.0/$batch"]
     assert len(graph.batch_requests) == 20
-    assert graph.max_concurrency(ANA) == 1  # the batch counts once
+    assert graph.max_concurrency(ANA) == 20  # every request inside the batch counts
 
 
 async def test_batch_request_after_a_failed_dependency_answers_424(graph: GraphStandIn) -> None:
@@ -423,6 +423,76 @@ async def test_concurrency_per_mailbox_is_recorded_and_can_be_limited(
         assert [r.json()["error"]["code"] for r in replies if r.status_code == 429] == [
             "ApplicationThrottled"
         ]
+
+
+async def test_batch_items_past_the_mailbox_limit_answer_429_one_by_one() -> None:
+    with GraphStandIn(latency=0.05, mailbox_concurrency_limit=4) as graph:
+        graph.add_mailbox(ANA)
+        url = f"/users/{ANA}/mailFolders/inbox"
+        parallel = [{"id": str(n), "method": "GET", "url": url} for n in range(6)]
+        chained = [
+            {"id": str(n), "method": "GET", "url": url, "dependsOn": [str(n - 1)]}
+            if n
+            else {"id": "0", "method": "GET", "url": url}
+            for n in range(6)
+        ]
+        headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+        async with httpx.AsyncClient(headers=headers) as http:
+            wide = (await http.post(f"{graph.base_url}/$batch", json={"requests": parallel})).json()
+            assert graph.max_concurrency(ANA) == 6 and graph.refused(ANA) == 2
+            # one request in flight already: a batch of four finds room for three
+            single, narrow = await asyncio.gather(
+                http.get(f"{graph.base_url}{url}"),
+                http.post(f"{graph.base_url}/$batch", json={"requests": parallel[:4]}),
+            )
+            serial = (
+                await http.post(f"{graph.base_url}/$batch", json={"requests": chained})
+            ).json()
+
+    statuses = sorted(r["status"] for r in wide["responses"])
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    refused = [r for r in wide["responses"] if r["status"] == 429]
+    assert {r["body"]["error"]["code"] for r in refused} == {"ApplicationThrottled"}
+    assert all(r["headers"]["Retry-After"] == "1" for r in refused)
+    assert single.status_code == 200
+    assert sorted(r["status"] for r in narrow.json()["responses"]) == [200, 200, 200, 429]
+    assert {r["status"] for r in serial["responses"]} == {200}  # dependsOn: one at a time
+
+
+async def test_persistent_fault_on_one_body_and_if_match_conflicts(graph: GraphStandIn) -> None:
+    message_id = deliver(graph, "Categorised")
+    graph.fail_always(status=500, path_contains=message_id, body_contains='"Hot lead"')
+    url = f"{graph.base_url}/users/{ANA}/messages/{message_id}"
+    headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+    async with httpx.AsyncClient(headers=headers) as http:
+        failed = [await http.patch(url, json={"categories": ["Hot lead"]}) for _ in range(3)]
+        fine = await http.patch(url, json={"categories": ["Cold lead"]})
+        etag = fine.json()["@odata.etag"]
+        graph.clear_faults()
+        stale = await http.patch(
+            url, json={"categories": ["Hot lead"]}, headers={"If-Match": 'W/"CQAAAA=="'}
+        )
+        current = await http.patch(
+            url, json={"categories": ["Hot lead"]}, headers={"If-Match": etag}
+        )
+    assert [r.status_code for r in failed] == [500, 500, 500]
+    assert failed[0].json()["error"]["code"] == "generalException"
+    assert fine.status_code == 200
+    assert stale.status_code == 412
+    assert stale.json()["error"]["code"] == "ErrorIrresolvableConflict"
+    assert current.status_code == 200
+    assert graph.messages(ANA)[0]["categories"] == ["Hot lead"]
+
+
+async def test_random_throttling_hits_the_chosen_share(graph: GraphStandIn) -> None:
+    graph.throttle_randomly(0.25, retry_after=2, seed=7)
+    url = f"{graph.base_url}/users/{ANA}/mailFolders/inbox"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}) as http:
+        replies = [await http.get(url) for _ in range(200)]
+    throttled = [r for r in replies if r.status_code == 429]
+    assert 30 <= len(throttled) <= 70 and graph.faults_served == len(throttled)
+    assert {r.headers["Retry-After"] for r in throttled} == {"2"}
+    assert {r.status_code for r in replies} == {200, 429}
 
 
 async def test_calendar_view_delta_tracks_changes_in_the_window(
