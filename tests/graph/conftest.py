@@ -20,6 +20,7 @@ from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.outlook import mailboxes
 from tests.conftest import TRACKING_BASE, Clock
+from tests.utils.factories import compose_body, ensure_contacts
 
 _numbers = itertools.count(1)
 
@@ -65,5 +66,9 @@ async def seller(graph_services: Services, standin: GraphStandIn) -> AsyncIterat
     await mailboxes.enrol(graph_services, email, [])
     token = make_dev_token(graph_services.settings, email)
     transport = httpx.ASGITransport(app=create_app(lambda: graph_services))
+    auth = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=transport, base_url=TRACKING_BASE) as http:
-        yield Seller(email, {"Authorization": f"Bearer {token}"}, http)
+        # compose_body's recipient is a contact, so mail to it is followed whichever tests
+        # ran before (records are organisation-wide).
+        await ensure_contacts(http, auth, [compose_body()["to"][0]])
+        yield Seller(email, auth, http)
