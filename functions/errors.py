@@ -1,6 +1,7 @@
 """Every error answer of the app, in one shape and one place: `{"error": {"field", "message"}}`
 for validation, routing and domain errors alike; 503 with Retry-After when storage or
-Graph is unavailable; 500 for anything else."""
+Graph is unavailable; 500 for anything else. The shape is declared here too (`ErrorPublic`),
+with what the routes document of it (`error_responses`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,79 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+from starlette.exceptions import HTTPException
 
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    """One field refused by validation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """What was wrong, naming the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(
+        description="the field at fault (`attachments[0].name`, a query parameter), or "
+        "`body`, `authorization`, `id`, `status`, `path`, `method`, `service`"
+    )
+    message: str
+    details: list[ErrorDetail] | SkipJsonSchema[None] = Field(
+        None, description="422 from validation: every field refused, the first one above"
+    )
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer of the app (documented, not built, by this model: the shape is
+    fixed, so it forbids other keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+
+
+_MEANINGS = {
+    400: "The body is not valid JSON.",
+    401: "No bearer token, or an invalid one.",
+    403: "Authenticated, but not allowed to do this.",
+    404: "Not there, or not yours.",
+    409: "Not in a state that allows this.",
+    413: "The body, or a part of it, is too large.",
+    422: "A field is invalid; `field` names it.",
+    503: "Storage or Outlook is unavailable; retry after `Retry-After` seconds.",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+}
+
+
+# What a route that takes a JSON body may answer besides its own errors: invalid JSON, and a
+# body over the limit (the middleware's, or a part of it the services refuse).
+BODY_ERRORS = (400, 413)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error statuses: each answers `ErrorPublic`."""
+    return {
+        status: {
+            "model": ErrorPublic,
+            "description": _MEANINGS[status],
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        }
+        for status in statuses
+    }
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -39,6 +109,20 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         return _error(400, "body", "is not valid JSON")
     details = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in errors]
     return _error(422, _field(tuple(first["loc"])), first["msg"], details=details)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing's own errors (no such path, a method the path does not take) in the shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        field, message = "path", "no such route"
+    elif exc.status_code == 405:
+        field, message = "method", f"{request.method} is not allowed here"
+    else:
+        field, message = "request", exc.detail
+    response = _error(exc.status_code, field, message)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def domain_error(_: Request, exc: Exception) -> JSONResponse:

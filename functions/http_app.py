@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
-from functions.errors import domain_error, validation_error
+from functions.errors import domain_error, http_error, validation_error
 from functions.middleware import BodyLimit, CatchAll, RequestTimer
 from functions.routes import admin, alerts, health, messages, records, templates, tracking
 from shared.bootstrap import get_services
@@ -37,6 +38,7 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.include_router(templates.router)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)  # routing: no such path or method
     for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):
         app.add_exception_handler(error, domain_error)
 

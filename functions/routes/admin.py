@@ -8,10 +8,15 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from functions.deps import SellerDep, ServicesDep
+from functions.errors import BODY_ERRORS, error_responses
+from functions.routes import ExactAnswers
 from shared.core.auth import ADMIN_ROLE, Seller
 from shared.core.errors import Forbidden
+from shared.core.public import Public
 from shared.ops import retention
+from shared.ops.public import ErasurePublic
 from shared.outlook import mailboxes
+from shared.outlook.public import MailboxHealthPublic, MailboxListPublic
 
 
 def admin(caller: SellerDep) -> Seller:
@@ -22,7 +27,13 @@ def admin(caller: SellerDep) -> Seller:
 
 
 AdminDep = Annotated[Seller, Depends(admin)]
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin"],
+    route_class=ExactAnswers,
+    responses=error_responses(401, 403, 422, 503),
+)
+_BODY = error_responses(*BODY_ERRORS)
 
 
 class EnrolIn(BaseModel):
@@ -32,13 +43,13 @@ class EnrolIn(BaseModel):
     folders: list[str] = Field(default_factory=list, max_length=50)
 
 
-@router.post("/mailboxes", status_code=201)
+@router.post("/mailboxes", status_code=201, response_model=MailboxHealthPublic, responses=_BODY)
 async def enrol(body: EnrolIn, _: AdminDep, services: ServicesDep) -> dict[str, Any]:
     """Enrol a seller's mailbox for sending, reply detection and tracking."""
     return await mailboxes.enrol(services, body.email, body.folders)
 
 
-@router.get("/mailboxes")
+@router.get("/mailboxes", response_model=MailboxListPublic)
 async def health(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
     """Sync health per mailbox: last sync, lag, items tracked, failing, undeliverable."""
     boxes = await mailboxes.all_mailboxes(services)
@@ -53,13 +64,19 @@ class EngagementIn(BaseModel):
     enabled: bool
 
 
-@router.get("/engagement")
+class EngagementPublic(Public):
+    """Whether email engagement is on for the organisation."""
+
+    enabled: bool
+
+
+@router.get("/engagement", response_model=EngagementPublic)
 async def engagement(_: AdminDep, services: ServicesDep) -> dict[str, bool]:
     """Whether email engagement is on for the organisation."""
     return {"enabled": await services.org.enabled()}
 
 
-@router.put("/engagement")
+@router.put("/engagement", response_model=EngagementPublic, responses=_BODY)
 async def switch_engagement(
     body: EngagementIn, _: AdminDep, services: ServicesDep
 ) -> dict[str, bool]:
@@ -74,7 +91,7 @@ class ErasureIn(BaseModel):
     email: EmailStr
 
 
-@router.post("/erasure")
+@router.post("/erasure", response_model=ErasurePublic, responses=_BODY)
 async def erasure(body: ErasureIn, _: AdminDep, services: ServicesDep) -> dict[str, Any]:
     """Remove all interaction data about one contact's address, and say what was removed."""
     return await retention.erase(services, body.email)

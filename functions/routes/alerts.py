@@ -8,9 +8,22 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.deps import SellerDep, ServicesDep
+from functions.errors import BODY_ERRORS, error_responses
+from functions.routes import ExactAnswers
 from shared.assistant import alerts, webhooks
+from shared.assistant.public import (
+    AlertListPublic,
+    AlertPublic,
+    WebhookCreatedPublic,
+    WebhookPublic,
+)
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/alerts",
+    tags=["alerts"],
+    route_class=ExactAnswers,
+    responses=error_responses(401, 422, 503),
+)
 
 
 class WebhookIn(BaseModel):
@@ -25,13 +38,15 @@ class SnoozeIn(BaseModel):
     until: AwareDatetime
 
 
-@router.get("")
+@router.get("", response_model=AlertListPublic)
 async def list_alerts(seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Open alerts, high priority first, then newest."""
     return {"alerts": await alerts.list_alerts(services, seller)}
 
 
-@router.post("/{alert_id}/snooze")
+@router.post(
+    "/{alert_id}/snooze", response_model=AlertPublic, responses=error_responses(*BODY_ERRORS, 404)
+)
 async def snooze(
     alert_id: str, body: SnoozeIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -39,20 +54,22 @@ async def snooze(
     return await alerts.snooze(services, seller, alert_id, body.until)
 
 
-@router.post("/{alert_id}/dismiss")
+@router.post("/{alert_id}/dismiss", response_model=AlertPublic, responses=error_responses(404))
 async def dismiss(alert_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Hide an alert for good."""
     return await alerts.dismiss(services, seller, alert_id)
 
 
-@router.put("/webhook")
+@router.put(
+    "/webhook", response_model=WebhookCreatedPublic, responses=error_responses(*BODY_ERRORS)
+)
 async def set_webhook(body: WebhookIn, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Push new alerts to this https URL, signed; the answer shows the secret once."""
     local = services.settings.environment == "local"
     return await webhooks.configure(services.store, seller.key, body.url, local=local)
 
 
-@router.get("/webhook")
+@router.get("/webhook", response_model=WebhookPublic, responses=error_responses(404))
 async def get_webhook(seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """The webhook alerts are pushed to (404 when there is none)."""
     return await webhooks.read(services.store, seller.key)

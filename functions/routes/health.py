@@ -9,22 +9,52 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.deps import ServicesDep
+from functions.errors import error_responses
+from functions.routes import ExactAnswers
 from functions.routes.admin import AdminDep
 from shared.bootstrap import import_off_loop
+from shared.core.public import Public
 from shared.core.services import Services
 from shared.outlook import mailboxes
 
 CHECK_SECONDS = 5.0  # each check's budget: an admin waiting on a sick dependency learns fast
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ExactAnswers)
 
 
-@router.get("/health", include_in_schema=False)
+class HealthPublic(Public):
+    """The worker answers."""
+
+    status: Literal["ok"]
+    version: str
+
+
+class CheckPublic(Public):
+    """One dependency's check: its error's type and HTTP status only when it fails."""
+
+    status: Literal["ok", "skipped", "failing"]
+    reason: str | SkipJsonSchema[None] = Field(None, description="why it was skipped")
+    error: str | SkipJsonSchema[None] = Field(None, description="the failure's type")
+    http_status: int | SkipJsonSchema[None] = None
+    latency_ms: float
+
+
+class ReadinessPublic(Public):
+    """Whether this worker reaches what it needs, check by check."""
+
+    status: Literal["ok", "failing"]
+    failing: list[str] = Field(description="the failing checks' names")
+    checks: dict[str, CheckPublic] = Field(description="`storage`, and `graph` with Graph delivery")
+
+
+@router.get("/health", response_model=HealthPublic)
 async def health(request: Request) -> dict[str, str]:
     """Alive: no storage or Graph call, so it stays cheap under any probe rate."""
     return {"status": "ok", "version": request.app.version}
@@ -65,7 +95,14 @@ async def _check(run: Callable[[], Awaitable[str | None]]) -> dict[str, Any]:
     return result
 
 
-@router.get("/api/admin/readiness")
+@router.get(
+    "/api/admin/readiness",
+    response_model=ReadinessPublic,
+    responses={
+        **error_responses(401, 403),
+        503: {"model": ReadinessPublic, "description": "A check is failing; `failing` names it."},
+    },
+)
 async def readiness(_: AdminDep, services: ServicesDep) -> JSONResponse:
     """Whether this worker reaches storage and (with Graph delivery) Graph: 200, or 503."""
     checks = {"storage": await _check(lambda: _storage(services))}

@@ -7,11 +7,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 
 from functions.deps import SellerDep, ServicesDep
+from functions.errors import BODY_ERRORS, error_responses
+from functions.routes import ExactAnswers
 from shared.assistant.reminders import ReminderIn
 from shared.messages import compose, lifecycle, reading
 from shared.messages.models import ComposeIn, RescheduleIn
+from shared.messages.public import MessageListPublic, MessagePreferencesPublic, MessagePublic
 
-router = APIRouter(prefix="/api/messages", tags=["messages"])
+router = APIRouter(
+    prefix="/api/messages",
+    tags=["messages"],
+    route_class=ExactAnswers,
+    responses=error_responses(401, 422, 503),
+)
+_SENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": MessagePublic, "description": "Still `sending`: see `status`."}
+}
 
 
 def _still_sending(view: dict[str, Any], response: Response, done: int) -> dict[str, Any]:
@@ -20,7 +31,12 @@ def _still_sending(view: dict[str, Any], response: Response, done: int) -> dict[
     return view
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessagePublic,
+    responses={**_SENDING, **error_responses(*BODY_ERRORS, 409)},
+)
 async def compose_message(
     body: ComposeIn,
     seller: SellerDep,
@@ -37,7 +53,11 @@ async def compose_message(
     return _still_sending(composed.view, response, 201)
 
 
-@router.post("/{message_id}/send")
+@router.post(
+    "/{message_id}/send",
+    response_model=MessagePublic,
+    responses={**_SENDING, **error_responses(404, 409)},
+)
 async def send(
     message_id: str, seller: SellerDep, services: ServicesDep, response: Response
 ) -> dict[str, Any]:
@@ -45,7 +65,11 @@ async def send(
     return _still_sending(await lifecycle.send(services, seller, message_id), response, 200)
 
 
-@router.patch("/{message_id}/schedule")
+@router.patch(
+    "/{message_id}/schedule",
+    response_model=MessagePublic,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 async def reschedule(
     message_id: str, body: RescheduleIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -53,13 +77,19 @@ async def reschedule(
     return await lifecycle.reschedule(services, seller, message_id, body.send_at)
 
 
-@router.post("/{message_id}/cancel")
+@router.post(
+    "/{message_id}/cancel", response_model=MessagePublic, responses=error_responses(404, 409)
+)
 async def cancel(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Cancel a scheduled message that has not gone out."""
     return await lifecycle.cancel(services, seller, message_id)
 
 
-@router.put("/{message_id}/reminder")
+@router.put(
+    "/{message_id}/reminder",
+    response_model=MessagePublic,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 async def set_reminder(
     message_id: str, body: ReminderIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -67,7 +97,9 @@ async def set_reminder(
     return await lifecycle.set_reminder(services, seller, message_id, body)
 
 
-@router.delete("/{message_id}/reminder")
+@router.delete(
+    "/{message_id}/reminder", response_model=MessagePublic, responses=error_responses(404, 409)
+)
 async def cancel_reminder(
     message_id: str, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -75,7 +107,11 @@ async def cancel_reminder(
     return await lifecycle.cancel_reminder(services, seller, message_id)
 
 
-@router.get("/{message_id}/preferences")
+@router.get(
+    "/{message_id}/preferences",
+    response_model=MessagePreferencesPublic,
+    responses=error_responses(404),
+)
 async def view_preferences(
     message_id: str, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -83,7 +119,7 @@ async def view_preferences(
     return await reading.recipient_preferences(services, seller, message_id)
 
 
-@router.get("/{message_id}")
+@router.get("/{message_id}", response_model=MessagePublic, responses=error_responses(404))
 async def get_message(
     message_id: str,
     seller: SellerDep,
@@ -94,7 +130,7 @@ async def get_message(
     return await reading.get(services, seller, message_id, full_history=history == "full")
 
 
-@router.get("")
+@router.get("", response_model=MessageListPublic)
 async def list_messages(
     seller: SellerDep,
     services: ServicesDep,

@@ -8,12 +8,25 @@ from fastapi import APIRouter, Query
 from pydantic import EmailStr
 
 from functions.deps import SellerDep, ServicesDep
+from functions.errors import BODY_ERRORS, error_responses
+from functions.routes import ExactAnswers
 from shared.crm import preferences, records
+from shared.crm.public import AdvicePublic, PreferencesPublic, RecordListPublic, RecordPublic
 
-router = APIRouter(prefix="/api", tags=["records"])
+router = APIRouter(
+    prefix="/api",
+    tags=["records"],
+    route_class=ExactAnswers,
+    responses=error_responses(401, 422, 503),
+)
 
 
-@router.post("/records/{record_type}", status_code=201)
+@router.post(
+    "/records/{record_type}",
+    status_code=201,
+    response_model=RecordPublic,
+    responses=error_responses(*BODY_ERRORS),
+)
 async def create(
     record_type: str, body: records.RecordIn, _: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -21,14 +34,22 @@ async def create(
     return await records.create(services, record_type, body)
 
 
-@router.get("/records/{record_type}/{record_id}")
+@router.get(
+    "/records/{record_type}/{record_id}",
+    response_model=RecordPublic,
+    responses=error_responses(404),
+)
 async def read(
     record_type: str, record_id: str, _: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     return await records.get(services, record_type, record_id)
 
 
-@router.patch("/records/{record_type}/{record_id}")
+@router.patch(
+    "/records/{record_type}/{record_id}",
+    response_model=RecordPublic,
+    responses=error_responses(*BODY_ERRORS, 404),
+)
 async def update(
     record_type: str, record_id: str, body: records.RecordPatch, _: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -36,13 +57,13 @@ async def update(
     return await records.update(services, record_type, record_id, body)
 
 
-@router.get("/records")
+@router.get("/records", response_model=RecordListPublic)
 async def search(email: EmailStr, _: SellerDep, services: ServicesDep) -> dict[str, Any]:
     """Every record with this e-mail address."""
     return {"records": await records.by_address(services, email)}
 
 
-@router.get("/preferences")
+@router.get("/preferences", response_model=PreferencesPublic)
 async def view_preferences(
     _: SellerDep,
     services: ServicesDep,
@@ -54,7 +75,7 @@ async def view_preferences(
     return await preferences.recipient_preferences(services, list(to), list(cc), list(bcc))
 
 
-@router.get("/advice")
+@router.get("/advice", response_model=AdvicePublic)
 async def advice(
     seller: SellerDep, services: ServicesDep, to: Annotated[list[EmailStr], Query()]
 ) -> dict[str, Any]:

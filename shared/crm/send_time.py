@@ -38,6 +38,7 @@ MIN_OPENS = 5  # workday opens needed before the history is trusted
 MIN_OPEN_DAYS = 2  # ... spread over at least this many local days
 _QUARTER = timedelta(minutes=15)
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+Basis = Literal["workday", "open_history", "none"]  # what the advice rests on
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Advice:
     local_time: datetime | None  # the same instant in the recipient's zone
     time_zone: str | None  # IANA name used
     reason: str  # plain sentence: why this time, or why none
-    basis: Literal["workday", "open_history", "none"]
+    basis: Basis
 
 
 # --- when: zone + now (+ opens) -> instant -----------------------------------------------------

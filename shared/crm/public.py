@@ -1,0 +1,83 @@
+"""What the records, preferences and advice routes answer: the dicts of `records._view`,
+`preferences.recipient_preferences` and `preferences.send_time_advice`, typed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
+
+from shared.core.public import IsoTime, Public
+from shared.crm.records import FollowEmail, RecordType
+from shared.crm.send_time import Basis
+
+
+class AddressPublic(Public):
+    """A record's postal address; only the parts given are there."""
+
+    city: str | SkipJsonSchema[None] = None
+    state: str | SkipJsonSchema[None] = None
+    country: str | SkipJsonSchema[None] = None
+    time_zone: str | SkipJsonSchema[None] = Field(None, description="an IANA zone, if given")
+
+
+class RegardingPublic(Public):
+    """The CRM record a message (and its alerts) is about."""
+
+    type: Literal["contact", "lead", "account", "opportunity"]
+    id: str
+
+
+class RecordPublic(Public):
+    """A contact, lead or account."""
+
+    type: RecordType
+    id: str
+    name: str
+    emails: list[str]
+    address: AddressPublic | None
+    follow_email: FollowEmail
+    updated_at: IsoTime
+
+
+class RecordListPublic(Public):
+    """The records that hold an address."""
+
+    records: list[RecordPublic]
+
+
+class RecipientRecordPublic(Public):
+    """A record found for a recipient, as the preferences show it."""
+
+    type: RecordType
+    id: str
+    name: str
+    follow_email: FollowEmail
+
+
+class RecipientPublic(Public):
+    """One recipient's Follow Email preference: whether mail to them may be followed."""
+
+    address: str
+    field: Literal["to", "cc", "bcc"]
+    followable: bool
+    reason: str | None = Field(description="why they may not be followed")
+    records: list[RecipientRecordPublic]
+
+
+class PreferencesPublic(Public):
+    """Each recipient's preference, and the follow state a message to them would get now."""
+
+    follow_state: Literal["followed", "blocked"]
+    recipients: list[RecipientPublic]
+
+
+class AdvicePublic(Public):
+    """When to send to one recipient, and why (no time, with the reason, when there is none)."""
+
+    send_at: IsoTime | None = Field(description="the suggested instant, UTC")
+    local_time: IsoTime | None = Field(description="the same instant in the recipient's zone")
+    time_zone: str | None
+    basis: Basis
+    reason: str
