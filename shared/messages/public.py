@@ -11,11 +11,9 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from shared.core.public import IsoTime, Public
+from shared.core.rows import FollowState, MessageStatus
 from shared.core.vocabulary import EventClass
 from shared.crm.public import AdvicePublic, RecipientPublic, RegardingPublic
-
-MessageStatus = Literal["draft", "scheduled", "sending", "sent", "failed", "cancelled"]
-FollowState = Literal["followed", "not_followed", "blocked"]
 
 
 class ClassTally(Public):

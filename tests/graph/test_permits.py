@@ -8,9 +8,10 @@ import itertools
 import time
 
 from azure.storage.blob.aio import BlobLeaseClient
-from shared.graph.permits import CONTAINER, LEASE_SECONDS, MailboxPermits
-from shared.ids import seller_key
-from shared.runtime import Services
+
+from shared.core.ids import seller_key
+from shared.core.services import Services
+from shared.outlook.permits import CONTAINER, LEASE_SECONDS, MailboxPermits
 
 _numbers = itertools.count(1)
 

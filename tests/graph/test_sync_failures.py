@@ -13,16 +13,17 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from shared.config import Settings
-from shared.delivery import Outgoing
-from shared.graph.delivery import GraphDelivery
-from shared.graph.mail import ensure_category, get_message
-from shared.runtime import Services, build_services
-from shared.storage import ensure_storage
-from shared.sync import retry_mailbox, sync_mailbox
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
-from shared import mailboxes
+from shared.bootstrap import build_services
+from shared.core.services import Services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
+from shared.messages.delivery import Outgoing
+from shared.outlook import mailboxes
+from shared.outlook.delivery import GraphDelivery
+from shared.outlook.mail import ensure_category, get_message
+from shared.outlook.sync import retry_mailbox, sync_mailbox
 from tests.conftest import Clock
 from tests.graph.conftest import Seller
 from tests.graph.test_sync import CATEGORY, CUSTOMER, activities, send_followed

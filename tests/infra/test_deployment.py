@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from shared.config import Settings
 
+from shared.core.settings import Settings
 from tests.infra.azd import PIPELINE, USER, Login, ProvisionError, load_parameters, pipeline_escape
 from tests.infra.bicep import (
     Context,
@@ -331,7 +331,7 @@ def test_deploying_from_a_pipeline_is_accepted_by_arm(monkeypatch: pytest.Monkey
 
 
 def test_a_pipeline_principal_gets_no_data_access() -> None:
-    """The data roles are for a person running `python -m shared.cli`; a pipeline needs none."""
+    """The data roles are for a person running `python -m shared.ops.cli`; a pipeline needs none."""
     outcome = provision(FIRST_DEPLOYMENT, PIPELINE, {})
     assert outcome.main is not None
     assert all(a["principalId"] != PIPELINE.principal_id for a in role_assignments(outcome.main))
