@@ -17,14 +17,13 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from shared.core.errors import NotFound
-from shared.core.ids import index_key, seller_key
+from shared.core.ids import index_key
 from shared.core.services import Services
 from shared.crm import records
 from shared.outlook.categories import CategoryChange, has_category
-from shared.outlook.item_rules import classify, more_specific
+from shared.outlook.item_rules import more_specific
 from shared.outlook.items import EventItem, MailItem
-from shared.outlook.mailboxes import Mailbox, load
+from shared.outlook.mailboxes import Mailbox
 
 logger = logging.getLogger(__name__)
 ACTIVITY = "msg"  # partition of the activities table
@@ -109,69 +108,18 @@ async def track(
     decide the category write if the item lacks our category."""
     services, mailbox = cycle.services, cycle.mailbox
     key = activity_key(item.internet_message_id)
-    table = services.store.activities
     needs_write = not has_category(item.categories, mailbox.category_name)
     status = "pending" if needs_write else "tracked"
     try:
-        existing: dict[str, Any] | None = dict(await table.get_entity(ACTIVITY, key))
-    except ResourceNotFoundError:
-        existing = None
-    if existing is None:
-        await services.store.activity_blobs.upload_blob(
-            f"{key}.html", item.body_html.encode(), overwrite=True
+        existing: dict[str, Any] | None = dict(
+            await services.store.activities.get_entity(ACTIVITY, key)
         )
-        entity = {
-            "PartitionKey": ACTIVITY,
-            "RowKey": key,
-            "kind": "email",
-            "internet_message_id": item.internet_message_id,
-            "subject": item.subject,
-            "sender": item.sender,
-            "addresses": json.dumps(sorted(item.addresses)),
-            "at": (item.received or item.sent or services.clock()).isoformat(),
-            "conversation_id": item.conversation_id,
-            "method": method,
-            "status": status,
-            "mailboxes": json.dumps({mailbox.email: item.id}),
-            "followed_message_id": followed or "",
-            "regarding": await regarding(services, item.addresses - {mailbox.email}),
-            "tracked_at": services.clock().isoformat(),
-            "untracked_at": "",
-        }
-        try:
-            await table.create_entity(entity)
-            cycle.created.append((key, item))
-        except ResourceExistsError:
-            existing = dict(await table.get_entity(ACTIVITY, key))
+    except ResourceNotFoundError:
+        existing = await _create(cycle, key, item, method, followed, status)
     if existing is not None:
-        boxes = json.loads(existing["mailboxes"])
-        best = more_specific(existing["method"], method)
-        changed = boxes.get(mailbox.email) != item.id or best != existing["method"]
-        if existing["status"] == "tracked":  # another copy carries the category already
-            status = "tracked"
-        if changed or existing["status"] != status:
-            boxes[mailbox.email] = item.id
-            await table.update_entity(
-                {
-                    "PartitionKey": ACTIVITY,
-                    "RowKey": key,
-                    "mailboxes": json.dumps(boxes),
-                    "status": status,
-                    "method": best,
-                    "untracked_at": "",
-                },
-                mode=UpdateMode.MERGE,
-            )
+        status = await _join(cycle, key, item, method, existing, status)
     if item.conversation_id:
-        # The thread's first tracked item is its root: later items (the replies) are tracked
-        # through it, the root itself only by its own method.
-        conversation = index_key(item.conversation_id)
-        if conversation not in cycle.conversations:
-            with contextlib.suppress(ResourceExistsError):
-                await services.store.mailboxes.create_entity(
-                    {"PartitionKey": mailbox.key, "RowKey": f"conv-{conversation}", "activity": key}
-                )
-            cycle.conversations[conversation] = key
+        await _thread_root(cycle, item.conversation_id, key)
     await _remember(cycle, key, item.id, method)
     if needs_write:
         change = CategoryChange(
@@ -180,6 +128,84 @@ async def track(
         activity = key if status == "pending" else ""
         cycle.writes[item.id] = PendingWrite(change, folder, activity)
     cycle.report.tracked += 1
+
+
+async def _create(
+    cycle: Cycle, key: str, item: MailItem, method: str, followed: str | None, status: str
+) -> dict[str, Any] | None:
+    """A new activity for the message; the existing one (to join) if another cycle made it
+    first, else None."""
+    services, mailbox = cycle.services, cycle.mailbox
+    await services.store.activity_blobs.upload_blob(
+        f"{key}.html", item.body_html.encode(), overwrite=True
+    )
+    entity = {
+        "PartitionKey": ACTIVITY,
+        "RowKey": key,
+        "kind": "email",
+        "internet_message_id": item.internet_message_id,
+        "subject": item.subject,
+        "sender": item.sender,
+        "addresses": json.dumps(sorted(item.addresses)),
+        "at": (item.received or item.sent or services.clock()).isoformat(),
+        "conversation_id": item.conversation_id,
+        "method": method,
+        "status": status,
+        "mailboxes": json.dumps({mailbox.email: item.id}),
+        "followed_message_id": followed or "",
+        "regarding": await regarding(services, item.addresses - {mailbox.email}),
+        "tracked_at": services.clock().isoformat(),
+        "untracked_at": "",
+    }
+    try:
+        await services.store.activities.create_entity(entity)
+    except ResourceExistsError:
+        return dict(await services.store.activities.get_entity(ACTIVITY, key))
+    cycle.created.append((key, item))
+    return None
+
+
+async def _join(
+    cycle: Cycle, key: str, item: MailItem, method: str, existing: dict[str, Any], status: str
+) -> str:
+    """This mailbox's copy joins an existing activity (the most specific method wins); the
+    activity's status after it ("tracked" once any copy carries the category)."""
+    mailbox = cycle.mailbox
+    boxes = json.loads(existing["mailboxes"])
+    best = more_specific(existing["method"], method)
+    changed = boxes.get(mailbox.email) != item.id or best != existing["method"]
+    if existing["status"] == "tracked":  # another copy carries the category already
+        status = "tracked"
+    if changed or existing["status"] != status:
+        boxes[mailbox.email] = item.id
+        await cycle.services.store.activities.update_entity(
+            {
+                "PartitionKey": ACTIVITY,
+                "RowKey": key,
+                "mailboxes": json.dumps(boxes),
+                "status": status,
+                "method": best,
+                "untracked_at": "",
+            },
+            mode=UpdateMode.MERGE,
+        )
+    return status
+
+
+async def _thread_root(cycle: Cycle, conversation_id: str, key: str) -> None:
+    """The thread's first tracked item is its root: later items (the replies) are tracked
+    through it, the root itself only by its own method."""
+    conversation = index_key(conversation_id)
+    if conversation not in cycle.conversations:
+        with contextlib.suppress(ResourceExistsError):
+            await cycle.services.store.mailboxes.create_entity(
+                {
+                    "PartitionKey": cycle.mailbox.key,
+                    "RowKey": f"conv-{conversation}",
+                    "activity": key,
+                }
+            )
+        cycle.conversations[conversation] = key
 
 
 async def untrack(cycle: Cycle, key: str) -> None:
@@ -274,49 +300,3 @@ async def track_event(cycle: Cycle, event: EventItem) -> None:
     )
     await _remember(cycle, key, event.id, "category")
     cycle.report.tracked += 1
-
-
-async def link_copies(cycle: Cycle) -> None:
-    """A newly tracked message may sit in other enrolled mailboxes too (a colleague on the
-    thread): link their copies to the one activity and give them the category there. Only
-    the mailboxes whose address is on the message are asked."""
-    from shared.outlook.category_writes import write_categories
-    from shared.outlook.mail import find_by_internet_id
-
-    services, graph = cycle.services, cycle.services.graph()
-    for key, item in cycle.created:
-        for other in sorted((item.addresses & cycle.enrolled) - {cycle.mailbox.email}):
-            try:
-                copy = await find_by_internet_id(graph, other, item.internet_message_id)
-                if copy is None or copy.id is None:
-                    continue
-                row = await services.store.activities.get_entity(ACTIVITY, key)
-                boxes = json.loads(row["mailboxes"])
-                boxes[other] = copy.id
-                await services.store.activities.update_entity(
-                    {"PartitionKey": ACTIVITY, "RowKey": key, "mailboxes": json.dumps(boxes)},
-                    mode=UpdateMode.MERGE,
-                )
-                await services.store.mailboxes.upsert_entity(
-                    {
-                        "PartitionKey": seller_key(other),
-                        "RowKey": f"trk-{key}",
-                        "graph_id": copy.id,
-                        "method": row["method"],
-                    }
-                )
-                category = await _category_name(services, other)
-                if category:
-                    change = CategoryChange(copy.id, list(copy.categories or []), add=category)
-                    outcome = await write_categories(graph, other, [change])
-                    if outcome.failed:
-                        logger.warning("a linked copy's category did not land in its mailbox")
-            except Exception as error:
-                logger.warning("could not link a copy in another mailbox: %s", classify(error))
-
-
-async def _category_name(services: Services, email: str) -> str:
-    try:
-        return (await load(services, email)).category_name
-    except NotFound:
-        return ""

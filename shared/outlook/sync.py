@@ -33,9 +33,10 @@ from shared.outlook.activities import (
     Cycle,
     SyncReport,
     confirm_tracked,
-    link_copies,
 )
 from shared.outlook.category_writes import WriteOutcome, write_categories
+from shared.outlook.copies import link_copies
+from shared.outlook.delta import DeltaExpired, delta_events, delta_messages
 from shared.outlook.item_rules import classify
 from shared.outlook.item_sync import (
     CategoryWriteFailed,
@@ -48,12 +49,7 @@ from shared.outlook.item_sync import (
     set_marked,
 )
 from shared.outlook.items import MailItem
-from shared.outlook.mail import (
-    DeltaExpired,
-    delta_events,
-    delta_messages,
-    ensure_category,
-)
+from shared.outlook.mail import ensure_category
 from shared.outlook.mailboxes import all_mailboxes, claim, save
 from shared.outlook.replies import load_followed
 
