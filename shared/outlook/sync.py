@@ -133,6 +133,9 @@ async def _write_categories(cycle: Cycle) -> None:
         report = cycle.report
         report.category_writes += len(outcome.landed)
         report.category_retries += outcome.retries
+        # Throttling waited out is no error of the mailbox's, but operators watch its rate.
+        for _ in range(outcome.throttled):
+            telemetry.record_error_class("throttled")
         tracked = []
         for graph_id, write in writes.items():
             if graph_id in outcome.landed and write.mark:

@@ -277,27 +277,35 @@ def worker(settings: Settings, clock: Clock, standin: GraphStandIn) -> Services:
 async def test_two_workers_creating_the_category_at_once_end_with_one(
     settings: Settings, clock: Clock, limited_standin: GraphStandIn
 ) -> None:
-    email = f"race{next(_numbers)}@contoso.example"
-    limited_standin.add_mailbox(email)
-    first, second = (
-        worker(settings, clock, limited_standin),
-        worker(settings, clock, limited_standin),
-    )
-    try:
-        # Both find no category and both create it: one gets 409 and adopts the other's.
-        made = await asyncio.gather(
-            ensure_category(first.graph(), email, None, CATEGORY),
-            ensure_category(second.graph(), email, None, CATEGORY.lower()),
+    races = 0
+    for _ in range(8):  # the race is a matter of timing: tried until it has happened twice
+        email = f"race{next(_numbers)}@contoso.example"
+        limited_standin.add_mailbox(email)
+        first, second = (
+            worker(settings, clock, limited_standin),
+            worker(settings, clock, limited_standin),
         )
-    finally:
-        await first.close()
-        await second.close()
-
-    posts = [p for m, p, _ in limited_standin.requests if m == "POST" and "masterCategories" in p]
-    assert len(posts) == 2  # the race happened
-    assert made[0] == made[1]
-    names = [c["displayName"].lower() for c in limited_standin.master_categories(email)]
-    assert names.count(CATEGORY.lower()) == 1
+        try:
+            # Both find no category and both create it: one gets 409 and adopts the other's.
+            made = await asyncio.gather(
+                ensure_category(first.graph(), email, None, CATEGORY),
+                ensure_category(second.graph(), email, None, CATEGORY.lower()),
+            )
+        finally:
+            await first.close()
+            await second.close()
+        posts = [
+            p
+            for m, p, _ in limited_standin.requests
+            if m == "POST" and p.endswith(f"/users/{email}/outlook/masterCategories")
+        ]
+        races += len(posts) == 2
+        assert made[0] == made[1]
+        names = [c["displayName"].lower() for c in limited_standin.master_categories(email)]
+        assert names.count(CATEGORY.lower()) == 1
+        if races >= 2:
+            break
+    assert races >= 1  # the 409 path was taken at least once
 
 
 async def test_two_workers_share_the_mailbox_limit_and_lose_no_write(
