@@ -1,5 +1,5 @@
-"""First-open alerts within seconds of the open, then due webhook deliveries
-(ALERT_SCHEDULE, every 5 s).
+"""First-open alerts within seconds of the open, due follow-up reminders within seconds of
+their time, then due webhook deliveries (ALERT_SCHEDULE, every 5 s).
 
 A thin adapter: the cycle lives in shared/ and is idempotent (timers fire at least once,
 sometimes twice)."""
@@ -12,6 +12,7 @@ import azure.functions as func
 
 from shared.assistant import webhooks
 from shared.assistant.first_open_alerts import first_open_cycle
+from shared.assistant.reminders import reminder_cycle
 from shared.bootstrap import get_services
 
 logger = logging.getLogger(__name__)
@@ -20,14 +21,24 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 @bp.timer_trigger(schedule="%ALERT_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def alert_first_opens(timer: func.TimerRequest) -> None:
-    """First-open alerts within seconds of the open, then due webhook deliveries."""
+    """First-open alerts and due reminders within seconds, then due webhook deliveries (a
+    reminder's alert is delivered in the same tick)."""
     services = get_services()
     report = await first_open_cycle(services.store, services.clock())
+    reminded = await reminder_cycle(services)
     delivered = await webhooks.delivery_cycle(services.store, services.clock())
-    if report.created or delivered.delivered or delivered.retrying or delivered.failed:
+    if (
+        report.created
+        or reminded.fired
+        or delivered.delivered
+        or delivered.retrying
+        or delivered.failed
+    ):
         logger.info(
-            "alerts: %s created; webhooks: %s delivered, %s retrying, %s failed",
+            "alerts: %s created, %s reminders fired; webhooks: %s delivered, %s retrying, "
+            "%s failed",
             report.created,
+            reminded.fired,
             delivered.delivered,
             delivered.retrying,
             delivered.failed,

@@ -1,4 +1,6 @@
-"""Fire due follow-up reminders whose condition holds (REMINDER_SCHEDULE).
+"""Fire due follow-up reminders whose condition holds (REMINDER_SCHEDULE): a backstop. The
+5-s alert timer runs the same cycle and fires them on time; this one keeps reminders firing
+if that timer is disabled or keeps failing on its other work (first opens, webhooks).
 
 A thin adapter: the cycle lives in shared/ and is idempotent (timers fire at least once,
 sometimes twice)."""

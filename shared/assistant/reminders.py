@@ -1,7 +1,8 @@
 """Follow-up reminders: "if I do not receive a reply by", "if the email is not opened by",
-or "remind me anyway at". A timer fires each due reminder whose condition holds as a
-high-priority alert, exactly once (the alert's id is the reminder's), and closes one whose
-condition no longer holds as satisfied. Reminders stay editable after sending."""
+or "remind me anyway at". The 5-s alert timer (and REMINDER_SCHEDULE's, a backstop) fires
+each due reminder whose condition holds as a high-priority alert, exactly once (the alert's
+id is the reminder's), and closes one whose condition no longer holds as satisfied; a cycle
+with nothing due costs one query of the due index. Reminders stay editable after sending."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.assistant import alerts
@@ -116,31 +117,38 @@ async def _fire_one(services: Services, row: Any) -> str:
         )
     reminder["state"] = "fired" if fire else "satisfied"
     reminder["closed_at"] = services.clock().isoformat()
-    # If the message changed meanwhile this raises, the due row stays, and the next cycle
-    # decides again (the alert, if any, already exists and is not made twice).
-    await update_if_unchanged(
-        services.store.messages,
-        {
-            "PartitionKey": entity["PartitionKey"],
-            "RowKey": message_id,
-            "reminder": json.dumps(reminder),
-        },
-        entity.metadata["etag"],
-    )
+    try:
+        await update_if_unchanged(
+            services.store.messages,
+            {
+                "PartitionKey": entity["PartitionKey"],
+                "RowKey": message_id,
+                "reminder": json.dumps(reminder),
+            },
+            entity.metadata["etag"],
+        )
+    except ResourceModifiedError:
+        # A concurrent cycle closed it first, or the message changed meanwhile: the due row
+        # stays and the next cycle decides again (an alert already made is not made twice).
+        return "raced"
     return str(reminder["state"])
 
 
 async def reminder_cycle(services: Services) -> ReminderReport:
-    """Every due reminder, once. Safe to run twice: the alert is created at most once, and
-    the reminder's state moves only from pending."""
-    counts = {"fired": 0, "satisfied": 0, "skipped": 0}
+    """Every due reminder, once. Safe to run twice or concurrently: the alert is created at
+    most once, and the reminder's state moves only from pending. One query of the due index
+    (its RowKeys sort by due time) up to now."""
+    counts = {"fired": 0, "satisfied": 0, "skipped": 0, "raced": 0}
     rows = services.store.reminders.query_entities(
         "PartitionKey eq @pk and RowKey le @due",
         parameters={"pk": _DUE, "due": f"{services.clock().isoformat()}~"},
     )
     async for row in rows:
         try:
-            counts[await _fire_one(services, row)] += 1
+            outcome = await _fire_one(services, row)
+            counts[outcome] += 1
+            if outcome == "raced":
+                continue
             with contextlib.suppress(ResourceNotFoundError):
                 await services.store.reminders.delete_entity(_DUE, row["RowKey"])
         except Exception:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from shared.classification.mail_clients import is_apple_mail_webkit, mail_client
-from shared.classification.networks import Networks
+from shared.classification.networks import NetworkMatch, Networks
 from shared.core.vocabulary import EventClass, EventKind
 
 SCANNER_AT = 3.0  # evidence from which an event is a scanner's
@@ -88,6 +88,7 @@ class _Agent:
     person: bool  # a browser or mail client people use
     family: str  # "chrome" or "firefox" when the version can be checked
     major: int
+    prefetch: bool = False  # a mail service's prefetch: a proxy's open from its own network
 
 
 # Substring tests (a regular expression with many alternatives is several times slower).
@@ -110,7 +111,16 @@ _SCANNERS = (
 )
 _BOT_HINTS = ("bot", "crawler", "spider", "slurp", "preview", "facebookexternalhit", "whatsapp")
 _BOTS = re.compile(r"(?<!cu)bot\b|bot/|crawler|spider|slurp|preview|facebookexternalhit|whatsapp")
-_PROXIES = (("googleimageproxy", "gmail"), ("ggpht.com", "gmail"), ("yahoomailproxy", "yahoo"))
+_PROXIES = (
+    ("googleimageproxy", "gmail"),
+    ("ggpht.com", "gmail"),
+    ("yahoomailproxy", "yahoo"),
+    ("hey.com/imageproxy", "hey"),
+)
+_NAMED_PROXIES = ("gmail", "yahoo", "hey")  # proxies that name themselves never click
+# Gmail's prefetch (a recipient with Gmail open as the message arrives) wears the legacy-Edge
+# string of its content sampling; from Google's proxy network it fetches images, an open.
+_GMAIL_PREFETCH = "chrome/42.0.2311.135 safari/537.36 edge/12.246"
 _BROWSER = re.compile(r"mozilla/5\.0 \((?:windows|macintosh|iphone|ipad|linux|x11|android|cros)")
 _VERSIONS = re.compile(r"(chrome|crios|firefox|fxios)/(\d+)")
 
@@ -130,12 +140,16 @@ def _agent(user_agent: str) -> _Agent:
         return _Agent((f"ua:http_library:{name}",), DECISIVE, "", False, "", 0)
     if any(token in lowered for token in _HEADLESS):
         return _Agent(("ua:headless",), DECISIVE, "", False, "", 0)
+    if _GMAIL_PREFETCH in lowered:
+        return _Agent(("ua:scanner:legacy_edge",), DECISIVE, "", False, "", 0, prefetch=True)
     for token, vendor in _SCANNERS:
         if token in lowered:
             return _Agent((f"ua:scanner:{vendor}",), DECISIVE, "", False, "", 0)
     if any(hint in lowered for hint in _BOT_HINTS) and _BOTS.search(lowered):
         return _Agent(("ua:bot",), DECISIVE, "", False, "", 0)
     client = mail_client(user_agent)
+    if client not in ("unknown", "apple_mail"):  # a client that names itself beats WebKit's shape
+        return _Agent((f"ua:client:{client}",), _MAIL_CLIENT, "", True, "", 0)
     if is_apple_mail_webkit(lowered) and "macintosh" in lowered:
         # Mail Privacy Protection fetches with exactly this string; so does Apple Mail on a Mac
         # with protection off, a minority since most users accept it when Mail asks.
@@ -167,6 +181,10 @@ def _stale(agent: _Agent, at: datetime) -> bool:
     return agent.major < expected - STALE_MAJORS
 
 
+def _proxy_network(network: NetworkMatch) -> bool:
+    return network.kind == "privacy_proxy" and network.certainty == "certain"
+
+
 def decide(score: float, person: bool) -> EventClass:
     if score >= SCANNER_AT:
         return "scanner"
@@ -180,6 +198,9 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
     the message was sent. Cheap (cached user-agent and network lookups)."""
     agent = _agent(signals.user_agent)
     reasons = list(agent.reasons)
+    network = networks.lookup(signals.ip)
+    if agent.prefetch and signals.kind == "open" and network and _proxy_network(network):
+        return Verdict("privacy_proxy", ("ua:prefetch:gmail", f"net:{network.label}"), 0.0)
     hard = max(agent.scanner, 0.0)  # evidence that nothing else can explain away
     soft = min(agent.scanner, 0.0)  # a mail client's counter-evidence only weighs the rest
     kind = signals.kind
@@ -204,7 +225,6 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
             soft += _DELIVERY[kind]
             reasons.append("timing:delivery_window")
     proxy = agent.proxy
-    network = networks.lookup(signals.ip)
     if network is not None:
         reasons.append(f"net:{network.label}")
         if network.kind == "scanner" and network.certainty == "certain":
@@ -219,7 +239,7 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
         elif kind != "open" and network.certainty == "certain":
             soft += _PROXY_NET_ON_CLICK  # a proxy's network never carries a person's click
     if proxy and kind != "open":  # a proxy fetches images; it does not click
-        hard += DECISIVE if proxy in ("gmail", "yahoo") else _PROXY_NET_ON_CLICK
+        hard += DECISIVE if proxy in _NAMED_PROXIES else _PROXY_NET_ON_CLICK
         reasons.append("ua:proxy_on_click")
     elif proxy and hard < SCANNER_AT:
         return Verdict("privacy_proxy", tuple(reasons), hard + soft)

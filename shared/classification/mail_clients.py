@@ -1,9 +1,9 @@
 """Which mail client a request came from, where its user agent says so.
 
 Substring tests on the lowercased user agent, most specific first: the image proxies of web
-mail (Gmail, Yahoo) name themselves, desktop and mobile Outlook carry an Outlook token, and
-Apple Mail shows WebKit with no browser token at all. A plain browser says nothing about the
-mail client (a click opens the reader's browser), so it is "unknown".
+mail (Gmail, Yahoo, HEY) name themselves, Outlook on Windows, Mac and mobile carries an Outlook
+token, and Apple Mail shows WebKit with no browser token at all. A plain browser says nothing
+about the mail client (a click opens the reader's browser), so it is "unknown".
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ _TOKENS: tuple[tuple[str, MailClient], ...] = (
     ("outlook-ios", "outlook"),
     ("outlook-android", "outlook"),
     ("microsoft outlook", "outlook"),
+    ("macoutlook/", "outlook"),
     ("ms-office", "outlook"),
     ("msoffice", "outlook"),
     ("thunderbird/", "thunderbird"),
     ("superhuman", "superhuman"),
-    ("heyimageproxy", "hey"),
+    ("hey.com/imageproxy", "hey"),
     ("frontapp", "front"),
     ("evolution/", "evolution"),
 )

@@ -1,12 +1,13 @@
 """The classifier's second stage: an event judged together with the other events of its
 message (and of the message's other copies): link bursts and sweeps, clicks without an open,
-opens with a click at once, several copies hit at once from one network. Pure."""
+opens with a click at once, several copies hit at once from one network, and one client
+fetching the same pixel or link over and over (a flood). Pure."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -29,6 +30,21 @@ _LINK_BURST, _LINK_SWEEP, _NO_OPEN, _OPEN_AND_CLICK = 2.0, 1.5, 1.0, 2.0
 _WITH_SCANNER, _NETWORK_BURST, _COPIES_BURST = DECISIVE, 1.5, 1.0
 _Add = Callable[[int, float, str], None]  # (event, weight, reason): records fold evidence
 
+# A person reopens a message a few times, and a mail client may fetch the pixel again when the
+# message is redrawn; more fetches of one pixel or link by one client than this within the
+# window are a loop (a broken client, a misbehaving proxy, someone inflating the numbers):
+# recorded, tallied as "unknown" with a "flood:" reason, never counted.
+FLOOD_LIMIT = 10
+FLOOD_WINDOW_SECONDS = 600.0
+FLOOD_PREFIX = "flood:"
+_FLOOD_REASONS = {"open": "flood:pixel", "click": "flood:link", "attachment": "flood:attachment"}
+
+
+def flooded(reasons: Iterable[str]) -> bool:
+    """Whether an event's reasons say it was one fetch too many of a flood (never counted,
+    whatever classes are counted)."""
+    return any(reason.startswith(FLOOD_PREFIX) for reason in reasons)
+
 
 @dataclass(frozen=True, slots=True)
 class MessageContext:
@@ -42,7 +58,10 @@ def classify_message(
 ) -> list[Verdict]:
     """The fold-time stage over every event of one message (all its copies): adds evidence
     that only shows across events and re-decides, never moving an event away from "scanner"
-    nor touching a privacy-proxy open. O(n log n)."""
+    nor touching a privacy-proxy open, except that the fetches of a flood beyond FLOOD_LIMIT
+    are "unknown" (or stay "scanner") with a "flood:" reason. Events already folded take part
+    as context, so a flood split over fold cycles is judged as if it came at once.
+    O(n log n)."""
     order = sorted(range(len(events)), key=lambda i: events[i][0].at)
     extra: list[float] = [0.0] * len(events)
     found: list[list[str]] = [[] for _ in events]
@@ -73,6 +92,10 @@ def classify_message(
         for members in by_agent.values():
             _with_scanner(events, members, scanners, add)
         labels = [_redecide(events[i][1], extra[i]) for i in range(len(events))]
+    floods = _floods(events, live)
+    for i in floods:
+        found[i].append(_FLOOD_REASONS[events[i][0].kind])
+        labels[i] = "scanner" if labels[i] == "scanner" else "unknown"
     return [
         replace(
             verdict,
@@ -80,10 +103,28 @@ def classify_message(
             reasons=(*verdict.reasons, *found[i]),
             score=verdict.score + extra[i],
         )
-        if found[i] and verdict.label != "privacy_proxy"
+        if found[i] and (verdict.label != "privacy_proxy" or i in floods)
         else verdict
         for i, (_, verdict) in enumerate(events)
     ]
+
+
+def _floods(events: Sequence[tuple[EventSignals, Verdict]], live: list[int]) -> set[int]:
+    """The events (in time order) that find FLOOD_LIMIT earlier fetches of the same pixel or
+    link by the same client (copy, network, user agent) within FLOOD_WINDOW_SECONDS. Every
+    fetch counts towards the window, flooded or not, so a steady loop stays a flood. O(n)."""
+    windows: dict[tuple[str, str, str, str, int], deque[float]] = defaultdict(deque)
+    found: set[int] = set()
+    for i in live:
+        signals = events[i][0]
+        key = (signals.copy, signals.ip, signals.user_agent, signals.kind, signals.index)
+        window, at = windows[key], signals.at.timestamp()
+        while window and at - window[0] > FLOOD_WINDOW_SECONDS:
+            window.popleft()
+        if len(window) >= FLOOD_LIMIT:
+            found.add(i)
+        window.append(at)
+    return found
 
 
 def _redecide(verdict: Verdict, extra: float) -> EventClass:

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.classification.devices import device_type
 from shared.classification.mail_clients import mail_client
+from shared.classification.message_rules import flooded
 from shared.core.vocabulary import COUNTED_BY_DEFAULT, counted_set
 from shared.tracking.events import Event
 
@@ -104,7 +105,7 @@ def fold(
 ) -> Kpis:
     """`kpis` plus the events from buckets newer than the ones it already holds. Every
     event is tallied by class; the headline counters, per-link and per-attachment counts,
-    devices and the timeline take only the `counted` classes."""
+    devices and the timeline take only the `counted` classes, and never a flood's repeats."""
     fresh = sorted(
         (e for e in events if e.bucket > kpis.folded_bucket), key=lambda e: (e.at, e.event_id)
     )
@@ -127,7 +128,7 @@ def fold(
         tally = by_class.setdefault(event.kind, {})
         label = event.label or "unknown"
         tally[label] = tally.get(label, 0) + 1
-        if event.label not in counted:
+        if event.label not in counted or flooded(event.reasons):
             continue
         seen = occurrence(event)
         first.setdefault(event.kind, seen)

@@ -13,6 +13,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from shared.classification.message_rules import flooded
 from shared.core.auth import Seller
 from shared.core.errors import NotFound
 from shared.core.ids import is_message_id, partition_of
@@ -113,7 +114,8 @@ async def _history(
             "counted": row["kind"] != "auto_reply"
             and sent_at is not None
             and datetime.fromisoformat(row["at"]) >= sent_at
-            and (row["kind"] == "reply" or row.get("label", "") in counted),
+            and (row["kind"] == "reply" or row.get("label", "") in counted)
+            and not flooded((row.get("reasons") or "").split()),
         }
         async for row in services.store.events.query_entities(
             "PartitionKey eq @pk", parameters={"pk": message_id}

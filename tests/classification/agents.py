@@ -36,6 +36,13 @@ OUTLOOK_MOBILE = (
     "(KHTML, like Gecko) Mobile/15E148 Outlook-iOS/4.2531.0",
 )
 
+# Outlook for Mac names itself "Microsoft-MacOutlook/<version>": public mail archives carry it
+# as the client's user agent ("user-agent: Microsoft-MacOutlook/16.70.23021201").
+OUTLOOK_MAC = (
+    "Microsoft-MacOutlook/16.70.23021201",
+    "Microsoft-MacOutlook/16.78.23102103",
+)
+
 # Thunderbird 115 (2023-24), from public request logs ("GET /feeds/posts/ ... Thunderbird/115.6.1")
 # and public client catalogues.
 THUNDERBIRD = (
@@ -101,6 +108,19 @@ YAHOO_PROXY = (
     "Mozilla/5.0 (compatible; YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html)",
 )
 MPP = APPLE_MAIL_MAC
+# HEY's image proxy names itself before a current Chrome on Linux: public mail-client readers
+# match "hey.com/imageproxy" and quote this string ("hey's proxy wears chrome on linux").
+HEY_PROXY = (
+    "hey.com/imageproxy Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/134.0.0.0 Safari/537.36",
+)
+# Gmail's prefetch: when a recipient has Gmail open as the message arrives, Gmail fetches its
+# images from a Google address with a legacy-Edge agent, before showing it (SparkPost/Bird,
+# "Gmail is Prefetching Images", January 2022). The same string as GMAIL_SAMPLING below.
+GMAIL_PREFETCH = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0",
+)
 
 # --- Scanners -------------------------------------------------------------------------------
 

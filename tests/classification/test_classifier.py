@@ -113,6 +113,32 @@ def test_gmail_and_yahoo_proxies_are_privacy_proxy_opens_whenever_they_come() ->
     assert judge(kind="open", ua=agents.YAHOO_PROXY[0]).label == "privacy_proxy"
 
 
+def test_heys_proxy_is_a_privacy_proxy_open_and_never_a_click() -> None:
+    opened = judge(kind="open", ua=agents.HEY_PROXY[0], seconds=3 * 3600)
+    assert opened.label == "privacy_proxy"
+    assert "ua:proxy:hey" in opened.reasons
+    assert judge(kind="click", ua=agents.HEY_PROXY[0]).label == "scanner"
+
+
+def test_gmail_prefetch_from_googles_proxy_network_is_a_privacy_proxy_open() -> None:
+    for seconds in (1, 40, 3 * 3600):
+        prefetch = judge(
+            kind="open", ua=agents.GMAIL_PREFETCH[0], ip="66.249.84.0", seconds=seconds
+        )
+        assert prefetch.label == "privacy_proxy", prefetch
+        assert {"ua:prefetch:gmail", "net:google_image_proxy"} <= set(prefetch.reasons)
+    # the same agent anywhere else, or clicking, is still Gmail's content sampling: a scanner
+    assert judge(kind="open", ua=agents.GMAIL_PREFETCH[0], ip=HOME).label == "scanner"
+    assert judge(kind="click", ua=agents.GMAIL_PREFETCH[0], ip="66.249.84.0").label == "scanner"
+
+
+def test_outlook_for_mac_is_a_persons_mail_client() -> None:
+    for ua in agents.OUTLOOK_MAC:
+        opened = judge(kind="open", ua=ua, seconds=3 * 3600)
+        assert opened.label == "human", opened
+        assert "ua:client:outlook" in opened.reasons
+
+
 def test_apple_mpp_fires_early_and_is_still_a_privacy_proxy() -> None:
     from_apple = judge(kind="open", ua=agents.MPP[0], ip="17.58.1.0", seconds=1)
     assert from_apple.label == "privacy_proxy"

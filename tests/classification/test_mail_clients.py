@@ -15,7 +15,8 @@ from tests.classification import agents
         *[(ua, "apple_mail") for ua in agents.IOS_MAIL + agents.APPLE_MAIL_MAC],
         (agents.GMAIL_PROXY[0], "gmail"),
         (agents.YAHOO_PROXY[0], "yahoo_mail"),
-        ("Mozilla/5.0 (compatible; HeyImageProxy)", "hey"),
+        *[(ua, "outlook") for ua in agents.OUTLOOK_MAC],
+        (agents.HEY_PROXY[0], "hey"),
         ("Evolution/3.48.4", "evolution"),
         *[(ua, "unknown") for ua in agents.BROWSERS_DESKTOP + agents.BROWSERS_MOBILE],
         # an in-app browser of the Google app is not Apple Mail, though it is WebKit

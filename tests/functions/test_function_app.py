@@ -3,6 +3,7 @@ the ASGI function, and the timer function called with a TimerRequest."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
@@ -10,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,32 @@ async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
         headers={"Authorization": f"Bearer {token}"},
     )  # fmt: skip
     assert [a["kind"] for a in json.loads(listed.get_body())["alerts"]] == ["first_open"]
+
+
+async def test_alert_timer_fires_a_reminder_within_seconds_of_its_time(
+    function_app: dict[str, Any],
+) -> None:
+    """Reminders ride the 5-s alert timer: one due-index query a cycle, so a reminder fires
+    seconds after its time, not up to 15 minutes later."""
+    services = shared.bootstrap.get_services()
+    await ensure_storage(services.store)
+    token = shared.core.auth.make_dev_token(services.settings, "glue.reminder@contoso.example")
+    at = services.clock() + timedelta(seconds=2)
+    body = compose_body(to=["glue.reminded@fabrikam.example"])
+    body["reminder"] = {"title": "Ring them", "condition": "at", "at": at.isoformat()}
+    await call_http(
+        function_app, "POST", "http://localhost/api/messages", body=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    await asyncio.sleep((at - services.clock()).total_seconds() + 0.2)
+    timer = function_app["alert_first_opens"].get_user_function()
+    await timer(timer=TimerRequest(past_due=False))
+    listed = await call_http(
+        function_app, "GET", "http://localhost/api/alerts",
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    alerts = json.loads(listed.get_body())["alerts"]
+    assert [(a["kind"], a["subject"]) for a in alerts] == [("reminder", "Ring them")]
 
 
 def test_tracking_path_does_not_import_graph(app_env: None) -> None:

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from shared.assistant.first_open_alerts import first_open_cycle
+from shared.classification.message_rules import FLOOD_LIMIT
 from shared.core.services import Services
 from shared.engagement.fold import fold_cycle
 from shared.tracking.events import event_from_blob
 from tests.conftest import Clock
-from tests.utils.factories import compose
+from tests.utils.factories import attachment, compose
 
 SCANNER = "python-requests/2.31.0"
 # What Apple's Mail Privacy Protection proxy sends (the same string as Mail on a Mac).
@@ -136,3 +138,69 @@ async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(
     await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert [a["id"] for a in alerts] == [f"open-{sent['id']}"]
+
+
+async def test_one_client_flooding_the_pixel_is_recorded_but_counted_a_plausible_few(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+) -> None:
+    sent = await compose(client, auth, to=["flooded@fabrikam.example"])
+    pixel, _ = tracked(sent)
+    clock.advance(3 * 3600)
+    for _ in range(150):  # a loop in one client: the same office network and user agent
+        assert (await client.get(pixel, headers={"User-Agent": OUTLOOK})).status_code == 200
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
+    clock.advance(5)
+    for _ in range(50):  # the loop goes on into the next fold cycle
+        await client.get(pixel, headers={"User-Agent": OUTLOOK})
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)  # a doubled cycle
+
+    shown = await view(client, auth, sent["id"])
+    assert shown["kpis"]["opens"] == FLOOD_LIMIT
+    assert shown["kpis"]["by_class"]["opens"]["human"] == FLOOD_LIMIT
+    assert shown["kpis"]["by_class"]["opens"]["unknown"] == 200 - FLOOD_LIMIT
+    opens = [h for h in shown["history"] if h["event"] == "open"]
+    floods = [h for h in opens if "flood:pixel" in h["reasons"]]
+    assert len(opens) == 200 and len(floods) == 200 - FLOOD_LIMIT
+    assert not any(h["counted"] for h in floods) and all(h["class"] == "unknown" for h in floods)
+
+
+def walk_through_step_3(readme: str = "") -> tuple[float, dict[str, str]]:
+    """The README walk-through's customer step: how long it waits after sending, and the user
+    agent of its request for the pixel, the link and the attachment (curl's own without -A)."""
+    readme = readme or (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    step = readme.split("# 3. be the customer", 1)[1].split("# 4.", 1)[0]
+    variables = dict(re.findall(r"^(\w+)='([^']*)'$", step, re.MULTILINE))
+    wait = sum(float(s) for s in re.findall(r"^sleep (\d+)$", step, re.MULTILINE))
+    agents = {}
+    for line in step.splitlines():
+        target = re.search(r'"\$(PIXEL|LINK|FILE)"', line)
+        if line.startswith("curl") and target:
+            given = re.search(r"-A (?:\"\$(\w+)\"|'([^']*)')", line)
+            agent = "curl/8.5.0" if given is None else variables.get(given[1], given[2])
+            agents[target[1]] = agent
+    return wait, agents
+
+
+async def test_the_readme_walk_through_counts_its_customer_as_a_person(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+) -> None:
+    """A newcomer following the README must see the open, the click and the attachment view
+    counted, each as a person's."""
+    wait, agents = walk_through_step_3()
+    assert set(agents) == {"PIXEL", "LINK", "FILE"}
+    sent = await compose(client, auth, to=["walker@fabrikam.example"], attachments=[attachment()])
+    pixel, links = tracked(sent)
+    (file,) = re.findall(r'href="http://track\.test(/t/a/[^"]+)"', sent["html"])
+    clock.advance(wait + 1)
+    await client.get(pixel, headers={"User-Agent": agents["PIXEL"]})
+    await client.get(links[0], headers={"User-Agent": agents["LINK"]})
+    await client.get(file, headers={"User-Agent": agents["FILE"]})
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
+    kpis = (await view(client, auth, sent["id"]))["kpis"]
+    assert (kpis["opens"], kpis["link_clicks"], kpis["attachment_views"]) == (1, 1, 1)
+    assert {kind: tally["human"] for kind, tally in kpis["by_class"].items()} == {
+        "opens": 1,
+        "link_clicks": 1,
+        "attachment_views": 1,
+    }

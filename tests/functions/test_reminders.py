@@ -4,9 +4,11 @@ closed as satisfied when it no longer does, editable after sending."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from shared.assistant.reminders import reminder_cycle
 from shared.core.auth import make_dev_token
@@ -48,6 +50,28 @@ async def test_no_reply_reminder_fires_once_and_sorts_first(
     assert shown["reminder"]["state"] == "fired"
     await reminder_cycle(services)
     assert len((await client.get("/api/alerts", headers=auth)).json()["alerts"]) == 2
+
+
+async def test_doubled_and_concurrent_cycles_fire_a_reminder_exactly_once(
+    client: httpx.AsyncClient, services: Services, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 5-s alert timer and the backstop timer both run the cycle, and timers fire twice
+    at times: one alert, one "fired", and no failure logged for the cycles that lost."""
+    auth = seller_auth(services, "raced")
+    at = clock.now() + timedelta(minutes=10)
+    sent = await compose(
+        client, auth, reminder={"title": "Call", "condition": "at", "at": at.isoformat()}
+    )
+    clock.advance(10 * 60 + 1)
+    with caplog.at_level(logging.ERROR):
+        reports = await asyncio.gather(*(reminder_cycle(services) for _ in range(4)))
+        reports.append(await reminder_cycle(services))
+    assert sum(r.fired for r in reports) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    listed = (await client.get("/api/alerts", headers=auth)).json()["alerts"]
+    assert [a["kind"] for a in listed] == ["reminder"]
+    shown = (await client.get(f"/api/messages/{sent['id']}", headers=auth)).json()
+    assert shown["reminder"]["state"] == "fired"
 
 
 async def test_reply_just_before_the_reminder_closes_it_as_satisfied(
