@@ -33,8 +33,8 @@ class ByClassPublic(Public):
     attachment_views: ClassTally
 
 
-class KpisPublic(Public):
-    """The headline KPIs (counted classes only), with the per-class totals beside them."""
+class HeadlineKpis(Public):
+    """The headline KPIs: counted classes only (COUNTED_CLASSES), replies included."""
 
     opens: int
     first_opened_at: IsoTime | None
@@ -42,6 +42,11 @@ class KpisPublic(Public):
     link_clicks: int
     attachment_views: int
     replies: int
+
+
+class KpisPublic(HeadlineKpis):
+    """The headline KPIs, with devices, mail clients and the per-class totals beside them."""
+
     devices: dict[str, int] = Field(description="counted opens and clicks by device type")
     mail_clients: dict[str, int] = Field(description="counted opens by mail client")
     previews_not_counted: int = Field(description="events before the message was sent")
@@ -143,7 +148,7 @@ class MessagePublic(Public):
     )
 
 
-class MessageListItemPublic(Public):
+class MessageListItemPublic(HeadlineKpis):
     """A row of the followed-emails list: the message's KPI columns as last folded."""
 
     id: str
@@ -152,12 +157,6 @@ class MessageListItemPublic(Public):
     status: MessageStatus
     follow_state: FollowState
     sent_at: IsoTime | None
-    opens: int
-    first_opened_at: IsoTime | None
-    last_opened_at: IsoTime | None
-    link_clicks: int
-    attachment_views: int
-    replies: int
     by_class: ByClassPublic
 
 
