@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # the request's permit, which slows the mailbox down as Graph asks). Past this many tries the
 # caller gets the error: the sync records it and tries again next cycle. Requests inside a
 # $batch are answered one by one inside a 200, which the SDK does not retry: see
-# shared.graph.mail.write_categories.
+# shared.outlook.category_writes.write_categories.
 _MAX_RETRIES = 5
 
 
