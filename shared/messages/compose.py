@@ -83,10 +83,9 @@ async def create(
     html, links = _delivered_body(services, message_id, body, files)
     await compose_intents.begin(services, message_id)
     await _store_blobs(services, message_id, body, files, html, links)
-    entity = _message_row(
-        seller, message_id, body, files, decision, services.clock(), link_count=len(links)
-    )
-    await _queue(services, entity, body)
+    now = services.clock()
+    entity = _message_row(seller, message_id, body, files, decision, now, link_count=len(links))
+    await _queue(services, entity, body, now)
     try:
         await services.store.messages.create_entity(entity)
     except ResourceExistsError:  # a retry of a compose whose first request got this far
@@ -150,7 +149,7 @@ def _delivered_body(
     return built.html, [link.url for link in built.links]
 
 
-async def _queue(services: Services, entity: MessageRow, body: ComposeIn) -> None:
+async def _queue(services: Services, entity: MessageRow, body: ComposeIn, now: datetime) -> None:
     """The rows that bring the message back later (its reminder, its send), written before
     the message row; the row's columns to match."""
     message_id = entity["RowKey"]
@@ -161,9 +160,8 @@ async def _queue(services: Services, entity: MessageRow, body: ComposeIn) -> Non
         entity.update({"status": "scheduled", "send_at": body.send_at.isoformat()})
         await dispatch_queue.schedule(services, message_id, body.send_at)
     elif body.send:
-        now = datetime.fromisoformat(entity["created_at"])
         entity.update(sending.sending_entity(now))
-        await dispatch_queue.queue(services, message_id, now)
+        await dispatch_queue.schedule(services, message_id, now)
 
 
 async def _annotate(

@@ -38,12 +38,6 @@ async def unschedule(services: Services, message_id: str, send_at: datetime) -> 
         await services.store.schedule.delete_entity(_DUE, _schedule_key(send_at, message_id))
 
 
-async def queue(services: Services, message_id: str, at: datetime) -> None:
-    """The dispatch cycle's row for a message about to be sent now: if the attempt dies
-    (crash, storage gone), the row brings the message back once its lease has run out."""
-    await schedule(services, message_id, at)
-
-
 async def unqueue(services: Services, entity: MessageRow) -> None:
     """Remove the message's rows from the dispatch queue: it is sent or failed."""
     for at in (entity.get("send_at"), entity.get("queued_at"), entity.get("previous_queued_at")):

@@ -150,7 +150,7 @@ async def send_now(services: Services, message_id: str) -> MessageRow:
     """The seller's "send": a draft, a scheduled or a failed message goes out now. Conflict
     if it is sent, cancelled or being sent."""
     now = services.clock()
-    await dispatch_queue.queue(services, message_id, now)
+    await dispatch_queue.schedule(services, message_id, now)
     entity = await claim(services, message_id, by_seller=True)
     if entity is None:
         await dispatch_queue.unschedule(services, message_id, now)

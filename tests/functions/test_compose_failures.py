@@ -6,6 +6,7 @@ or in nothing at all."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import time
@@ -108,7 +109,7 @@ async def test_a_lone_surrogate_in_the_body_is_refused(
     assert await seller_footprint(services, email) == before
 
 
-async def test_tabs_and_ordinary_unicode_still_go_out(
+async def test_ordinary_unicode_in_a_subject_still_goes_out(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
     _, auth = new_seller(settings)
@@ -326,3 +327,25 @@ async def test_a_message_that_cannot_be_built_fails_once_instead_of_every_cycle(
     assert row["status"] == "failed" and "could not be built" in row["failure"], row
     assert int(row["attempts"]) == 1
     assert await outbox_mails(services, email) == []
+
+
+class _BrokenSwitch:
+    """A dependency failing in a way nobody planned for (a bug, say)."""
+
+    async def enabled(self) -> bool:
+        raise RuntimeError("unplanned")
+
+
+async def test_an_unexpected_error_answers_500_in_the_json_error_shape(
+    services: Services, settings: Settings
+) -> None:
+    broken = dataclasses.replace(services, org=_BrokenSwitch())  # type: ignore[arg-type]
+    email, auth = new_seller(settings)
+    transport = httpx.ASGITransport(app=create_app(lambda: broken))
+    async with httpx.AsyncClient(transport=transport, base_url=TRACKING_BASE) as http:
+        response = await http.post("/api/messages", json=compose_body(), headers=auth)
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"field": "service", "message": "an unexpected error occurred"}
+    }
+    assert await message_rows(services, email) == []  # refused before the first write

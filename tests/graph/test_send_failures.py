@@ -137,7 +137,7 @@ async def test_an_attempt_that_died_after_graph_sent_is_recorded_not_resent(
     message_id = created["id"]
     # An attempt claimed it, queued it, had Graph send it, and died before writing "sent".
     now = clock.now()
-    await dispatch_queue.queue(graph_services, message_id, now)
+    await dispatch_queue.schedule(graph_services, message_id, now)
     entity = dict(await graph_services.store.messages.get_entity(message_id[:8], message_id))
     await graph_services.store.messages.update_entity(
         {
