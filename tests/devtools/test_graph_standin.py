@@ -426,7 +426,9 @@ async def test_concurrency_per_mailbox_is_recorded_and_can_be_limited(
 
 
 async def test_batch_items_past_the_mailbox_limit_answer_429_one_by_one() -> None:
-    with GraphStandIn(latency=0.05, mailbox_concurrency_limit=4) as graph:
+    # Every request is held 0.3 s, so the single request below is surely still in flight
+    # when the batch after it arrives, even on a busy machine.
+    with GraphStandIn(latency=0.3, mailbox_concurrency_limit=4) as graph:
         graph.add_mailbox(ANA)
         url = f"/users/{ANA}/mailFolders/inbox"
         parallel = [{"id": str(n), "method": "GET", "url": url} for n in range(6)]
@@ -441,10 +443,10 @@ async def test_batch_items_past_the_mailbox_limit_answer_429_one_by_one() -> Non
             wide = (await http.post(f"{graph.base_url}/$batch", json={"requests": parallel})).json()
             assert graph.max_concurrency(ANA) == 6 and graph.refused(ANA) == 2
             # one request in flight already: a batch of four finds room for three
-            single, narrow = await asyncio.gather(
-                http.get(f"{graph.base_url}{url}"),
-                http.post(f"{graph.base_url}/$batch", json={"requests": parallel[:4]}),
-            )
+            in_flight = asyncio.create_task(http.get(f"{graph.base_url}{url}"))
+            await asyncio.sleep(0.05)
+            narrow = await http.post(f"{graph.base_url}/$batch", json={"requests": parallel[:4]})
+            single = await in_flight
             serial = (
                 await http.post(f"{graph.base_url}/$batch", json={"requests": chained})
             ).json()
