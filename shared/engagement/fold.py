@@ -49,7 +49,8 @@ _CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
 _MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
 _BATCH = 100  # table transactions take at most 100 operations
 _CONTEXT_COLUMNS = [
-    "RowKey", "kind", "index", "at", "user_agent", "ip", "method", "has_accept", "label", "reasons"
+    "RowKey", "kind", "index", "at", "user_agent", "ip", "method", "has_accept", "label", "reasons",
+    "copy",
 ]  # fmt: skip
 
 
@@ -135,6 +136,7 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
                 "has_accept": e.has_accept,
                 "label": e.label,
                 "reasons": " ".join(e.reasons),
+                "copy": e.copy,
             },
         )
         for e in events
@@ -164,6 +166,7 @@ async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[
                 has_accept=bool(row.get("has_accept", True)),
                 label=row.get("label") or "",
                 reasons=tuple((row.get("reasons") or "").split()),
+                copy=int(row.get("copy") or 0),
             )
         )
     return found

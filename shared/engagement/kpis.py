@@ -48,6 +48,49 @@ class Occurrence:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyKpis:
+    """The counted events of one recipient's copy (a message sent individually)."""
+
+    opens: int = 0
+    link_clicks: int = 0
+    attachment_views: int = 0
+    first: dict[str, datetime] = field(default_factory=dict)  # by event kind
+    last: dict[str, datetime] = field(default_factory=dict)
+
+    def counted(self, kind: str, at: datetime) -> CopyKpis:
+        """These counters with one more counted event."""
+        first = dict(self.first)
+        first.setdefault(kind, at)
+        return replace(
+            self,
+            opens=self.opens + (kind == "open"),
+            link_clicks=self.link_clicks + (kind == "click"),
+            attachment_views=self.attachment_views + (kind == "attachment"),
+            first=first,
+            last={**self.last, kind: at},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "opens": self.opens,
+            "link_clicks": self.link_clicks,
+            "attachment_views": self.attachment_views,
+            "first": {k: v.isoformat() for k, v in self.first.items()},
+            "last": {k: v.isoformat() for k, v in self.last.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CopyKpis:
+        return cls(
+            opens=int(data.get("opens") or 0),
+            link_clicks=int(data.get("link_clicks") or 0),
+            attachment_views=int(data.get("attachment_views") or 0),
+            first={k: datetime.fromisoformat(v) for k, v in (data.get("first") or {}).items()},
+            last={k: datetime.fromisoformat(v) for k, v in (data.get("last") or {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Kpis:
     """Counters of one message. Events before the message was sent are previews, not counted."""
 
@@ -64,6 +107,8 @@ class Kpis:
     clients: dict[str, int] = field(default_factory=dict)  # counted opens by mail client
     first: dict[str, Occurrence] = field(default_factory=dict)
     last: dict[str, Occurrence] = field(default_factory=dict)
+    # Counted events per recipient's copy (1, 2, ...) of a message sent individually.
+    by_copy: dict[int, CopyKpis] = field(default_factory=dict)
     folded_bucket: str = ""
 
     @property
@@ -120,7 +165,7 @@ def fold(
     by_link, by_attachment = dict(kpis.clicks_by_link), dict(kpis.views_by_attachment)
     devices, first, last = dict(kpis.devices), dict(kpis.first), dict(kpis.last)
     by_class = {kind: dict(tally) for kind, tally in kpis.by_class.items()}
-    clients = dict(kpis.clients)
+    clients, by_copy = dict(kpis.clients), dict(kpis.by_copy)
     for event in fresh:
         if not counts(event, sent_at):
             previews += 1
@@ -131,6 +176,8 @@ def fold(
         if event.label not in counted or flooded(event.reasons):
             continue
         seen = occurrence(event)
+        if event.copy:
+            by_copy[event.copy] = by_copy.get(event.copy, CopyKpis()).counted(event.kind, event.at)
         first.setdefault(event.kind, seen)
         last[event.kind] = seen
         if event.kind == "open":
@@ -157,6 +204,7 @@ def fold(
         clients=clients,
         first=first,
         last=last,
+        by_copy=by_copy,
         folded_bucket=max(kpis.folded_bucket, max(e.bucket for e in fresh)),
     )
 
@@ -211,6 +259,7 @@ def to_columns(kpis: Kpis) -> dict[str, Any]:
         "clients": json.dumps(kpis.clients),
         "first_json": json.dumps({k: o.to_json() for k, o in kpis.first.items()}),
         "last_json": json.dumps({k: o.to_json() for k, o in kpis.last.items()}),
+        "by_copy": json.dumps({str(c): k.to_json() for c, k in kpis.by_copy.items()}),
         "folded_bucket": kpis.folded_bucket,
     }
 
@@ -240,6 +289,9 @@ def from_columns(row: Mapping[str, Any]) -> Kpis:
         },
         last={
             k: Occurrence.from_json(v) for k, v in json.loads(row.get("last_json") or "{}").items()
+        },
+        by_copy={
+            int(c): CopyKpis.from_json(k) for c, k in json.loads(row.get("by_copy") or "{}").items()
         },
         folded_bucket=str(row.get("folded_bucket") or ""),
     )

@@ -40,6 +40,7 @@ class Event:
     # unknown, and why. "" for an event not classified yet.
     label: str = ""
     reasons: tuple[str, ...] = ()
+    copy: int = 0  # which recipient's copy (1, 2, ...) of a message sent individually; 0: one
 
     @property
     def bucket(self) -> str:
@@ -61,6 +62,7 @@ class Event:
             "acc": "1" if self.has_accept else "0",
             "cls": self.label,
             "why": " ".join(self.reasons),
+            "cp": str(self.copy),
         }
 
     def body(self) -> bytes:
@@ -77,6 +79,7 @@ class Event:
             "has_accept": self.has_accept,
             "class": self.label,
             "reasons": list(self.reasons),
+            "copy": self.copy,
         }
         return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
@@ -91,6 +94,7 @@ def new_event(
     method: str = "GET",
     has_accept: bool = True,
     at: datetime | None = None,
+    copy: int = 0,
 ) -> Event:
     """An event stamped now, with its user agent cut to a sane length."""
     moment = at or datetime.now(UTC)
@@ -104,6 +108,7 @@ def new_event(
         ip=ip,
         method=method,
         has_accept=has_accept,
+        copy=copy,
     )
 
 
@@ -128,6 +133,7 @@ def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
             has_accept=metadata.get("acc", "1") != "0",
             label=metadata.get("cls") or "",
             reasons=tuple((metadata.get("why") or "").split()),
+            copy=int(metadata.get("cp") or 0),
         )
     except (KeyError, ValueError):
         return None

@@ -66,11 +66,13 @@ def followed_body(
     base_url: str,
     own_hosts: Collection[str],
     files: Sequence[FollowedFile],
+    copy: int = 0,
 ) -> FollowedBody:
     """Rewrite every followable link to its redirect, add the tracked attachment links and
-    the open pixel; everything else stays byte for byte what the seller wrote."""
+    the open pixel; everything else stays byte for byte what the seller wrote. `copy` (1,
+    2, ...) gives one recipient's copy its own tokens."""
 
-    click_token = signer.signer_for("click", message_id)
+    click_token = signer.signer_for("click", message_id, copy)
     click_base = f"{base_url.rstrip('/')}/t/c/"
 
     def click_url(index: int, _target: str) -> str:
@@ -78,15 +80,15 @@ def followed_body(
             raise InvalidInput("html", f"has more than {MAX_INDEX + 1} links to follow")
         return click_base + click_token(index)
 
-    pixel = tracking_url(base_url, signer, TrackingRef("open", message_id, 0))
+    def attachment_ref(index: int) -> TrackingRef:
+        return TrackingRef("attachment", message_id, index, copy)
+
+    pixel = tracking_url(base_url, signer, TrackingRef("open", message_id, 0, copy))
     result = rewrite_html(html, tracked_url=click_url, pixel_url=pixel, own_hosts=own_hosts)
     out = result.html
     if files:
         block = attachments_block(
-            [
-                (tracking_url(base_url, signer, TrackingRef("attachment", message_id, f.index)), f)
-                for f in files
-            ]
+            [(tracking_url(base_url, signer, attachment_ref(f.index)), f) for f in files]
         )
         at = result.pixel_at if result.pixel_at is not None else len(out)
         out = out[:at] + block + out[at:]

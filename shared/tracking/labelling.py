@@ -33,6 +33,7 @@ def signals_of(event: Event, sent_at: datetime | None) -> EventSignals:
         has_accept=event.has_accept,
         sent_at=sent_at,
         index=event.index,
+        copy=str(event.copy) if event.copy else "",
     )
 
 

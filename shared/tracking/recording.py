@@ -43,6 +43,7 @@ async def record_hit(services: Services, ref: TrackingRef, hit: Hit) -> bool:
         method=hit.method,
         has_accept=hit.has_accept,
         at=services.clock(),
+        copy=ref.copy,
     )
     # Labelled here so that the stored event carries its class at once; the fold judges it
     # again with the send time and the message's other events.

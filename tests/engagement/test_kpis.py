@@ -36,6 +36,21 @@ def test_fold_counts_per_kind_link_attachment_and_device() -> None:
     assert kpis.last_opened_at == SENT + timedelta(seconds=50)
 
 
+def test_each_recipients_copy_is_counted_apart() -> None:
+    from dataclasses import replace
+
+    events = [replace(event("open", 5), copy=1), replace(event("open", 50), copy=1),
+              replace(event("click", 60, 1), copy=2), event("open", 70)]  # fmt: skip
+    kpis = fold(Kpis(), events, SENT)
+    assert kpis.opens == 3 and kpis.link_clicks == 1
+    assert set(kpis.by_copy) == {1, 2}
+    assert (kpis.by_copy[1].opens, kpis.by_copy[1].link_clicks) == (2, 0)
+    assert kpis.by_copy[1].first["open"] == SENT + timedelta(seconds=5)
+    assert kpis.by_copy[1].last["open"] == SENT + timedelta(seconds=50)
+    assert (kpis.by_copy[2].opens, kpis.by_copy[2].link_clicks) == (0, 1)
+    assert from_columns(to_columns(kpis)) == kpis
+
+
 def test_events_before_sending_are_previews_not_opens() -> None:
     kpis = fold(Kpis(), [event("open", -30), event("open", 30)], SENT)
     assert kpis.opens == 1 and kpis.previews == 1

@@ -75,3 +75,32 @@ def test_fast_signing_is_standard_hmac(key: bytes) -> None:
     expected = hmac.new(key, b"k9\x00" + raw[:19], "sha256").digest()[:14]
     assert raw[19:] == expected
     assert TokenSigner({"k9": key}, "k9").verify(token) == TrackingRef("click", message_id, 513)
+
+
+@pytest.mark.parametrize("kind", ["open", "click", "attachment"])
+@pytest.mark.parametrize("copy", [1, 2, 300, 0xFFFFFF])
+def test_a_recipients_copy_has_its_own_token(kind: str, copy: int) -> None:
+    message_id = new_message_id("ana@contoso.example")
+    ref = TrackingRef(kind, message_id, 7, copy)  # type: ignore[arg-type]
+    token = signer().sign(ref)
+    assert signer().verify(token) == ref
+    assert len(token.split(".", 1)[1]) == 48
+    group = signer().sign(TrackingRef(kind, message_id, 7))  # type: ignore[arg-type]
+    assert group != token and signer().verify(group) == TrackingRef(kind, message_id, 7)  # type: ignore[arg-type]
+
+
+def test_a_copy_token_cannot_be_turned_into_another_copys() -> None:
+    import base64
+
+    token = signer().sign(TrackingRef("open", new_message_id("a@b.example"), 0, 2))
+    kid, body = token.split(".", 1)
+    raw = bytearray(base64.urlsafe_b64decode(body))
+    raw[21] ^= 1  # the copy number's last byte: copy 3
+    forged = f"{kid}.{base64.urlsafe_b64encode(bytes(raw)).decode()}"
+    assert signer().verify(forged) is None
+
+
+@pytest.mark.parametrize("copy", [-1, 0x1000000])
+def test_a_copy_number_out_of_range_is_refused(copy: int) -> None:
+    with pytest.raises(ValueError, match="copy out of range"):
+        signer().sign(TrackingRef("open", new_message_id("a@b.example"), 0, copy))
