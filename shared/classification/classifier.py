@@ -1,11 +1,12 @@
-"""Who is behind an open or a click: a person, a security scanner, a privacy proxy, or unknown.
+"""Who is behind an open or a click: a person, a privacy proxy fetching for a person who
+opens the message, a prefetch at delivery, a security scanner, or unknown.
 
 Two pure stages. `classify_event` judges one request from what it carries (user agent,
 source network, request shape, seconds since sending); it runs in microseconds, so it can sit
 on the pixel path. `classify_message` judges the events of one message together at fold time
 (every link clicked at once, a click with no open before it, bursts across recipients' copies)
-and may only move an event towards "scanner": human -> unknown -> scanner. A privacy-proxy
-open is never touched: the open happened, only who and when are hidden.
+and may only move an event towards "scanner": human -> unknown -> scanner. A proxy's fetch
+is never touched (but for a flood): the proxy fetched, whatever else happened.
 
 Each rule adds scanner evidence with a weight; a verdict is "scanner" from SCANNER_AT on and
 "unknown" from UNKNOWN_AT on, and every rule that fired is named in the verdict's reasons
@@ -84,7 +85,7 @@ class _Agent:
 
     reasons: tuple[str, ...]
     scanner: float
-    proxy: str  # a privacy proxy the agent names ("gmail", "yahoo", "apple_mpp"), or ""
+    proxy: str  # a privacy proxy the agent names ("gmail", "yahoo", "hey", "apple_mpp"), or ""
     person: bool  # a browser or mail client people use
     family: str  # "chrome" or "firefox" when the version can be checked
     major: int
@@ -118,6 +119,9 @@ _PROXIES = (
     ("hey.com/imageproxy", "hey"),
 )
 _NAMED_PROXIES = ("gmail", "yahoo", "hey")  # proxies that name themselves never click
+# Proxies that fetch at delivery whatever the recipient does (Mail Privacy Protection, by its
+# user agent or from Apple's networks): a prefetch; the others fetch when a person opens.
+_PREFETCHERS = frozenset({"apple_mpp", "apple", "apple_private_relay"})
 # Gmail's prefetch (a recipient with Gmail open as the message arrives) wears the legacy-Edge
 # string of its content sampling; from Google's proxy network it fetches images, an open.
 _GMAIL_PREFETCH = "chrome/42.0.2311.135 safari/537.36 edge/12.246"
@@ -200,7 +204,7 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
     reasons = list(agent.reasons)
     network = networks.lookup(signals.ip)
     if agent.prefetch and signals.kind == "open" and network and _proxy_network(network):
-        return Verdict("privacy_proxy", ("ua:prefetch:gmail", f"net:{network.label}"), 0.0)
+        return Verdict("prefetch", ("ua:prefetch:gmail", f"net:{network.label}"), 0.0)
     hard = max(agent.scanner, 0.0)  # evidence that nothing else can explain away
     soft = min(agent.scanner, 0.0)  # a mail client's counter-evidence only weighs the rest
     kind = signals.kind
@@ -242,7 +246,9 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
         hard += DECISIVE if proxy in _NAMED_PROXIES else _PROXY_NET_ON_CLICK
         reasons.append("ua:proxy_on_click")
     elif proxy and hard < SCANNER_AT:
-        return Verdict("privacy_proxy", tuple(reasons), hard + soft)
+        label: EventClass = "prefetch" if proxy in _PREFETCHERS else "proxy_open"
+        return Verdict(label, tuple(reasons), hard + soft)
     score = hard + soft
-    label = "scanner" if hard >= SCANNER_AT else decide(score, agent.person)
-    return Verdict(label, tuple(reasons), score)
+    return Verdict(
+        "scanner" if hard >= SCANNER_AT else decide(score, agent.person), tuple(reasons), score
+    )

@@ -25,6 +25,8 @@ from shared.classification.classifier import (
 )
 from shared.core.vocabulary import EventClass
 
+PROXY_CLASSES: tuple[EventClass, ...] = ("proxy_open", "prefetch")
+
 # Weights of the rules across events (scanner evidence).
 _LINK_BURST, _LINK_SWEEP, _NO_OPEN, _OPEN_AND_CLICK = 2.0, 1.5, 1.0, 2.0
 _WITH_SCANNER, _NETWORK_BURST, _COPIES_BURST = DECISIVE, 1.5, 1.0
@@ -58,8 +60,9 @@ def classify_message(
 ) -> list[Verdict]:
     """The fold-time stage over every event of one message (all its copies): adds evidence
     that only shows across events and re-decides, never moving an event away from "scanner"
-    nor touching a privacy-proxy open, except that the fetches of a flood beyond FLOOD_LIMIT
-    are "unknown" (or stay "scanner") with a "flood:" reason. Events already folded take part
+    nor touching a proxy's fetch (an open through a proxy, a prefetch), except that the
+    fetches of a flood beyond FLOOD_LIMIT are "unknown" (or stay "scanner") with a "flood:"
+    reason. Events already folded take part
     as context, so a flood split over fold cycles is judged as if it came at once.
     O(n log n)."""
     order = sorted(range(len(events)), key=lambda i: events[i][0].at)
@@ -103,7 +106,7 @@ def classify_message(
             reasons=(*verdict.reasons, *found[i]),
             score=verdict.score + extra[i],
         )
-        if found[i] and (verdict.label != "privacy_proxy" or i in floods)
+        if found[i] and (verdict.label not in PROXY_CLASSES or i in floods)
         else verdict
         for i, (_, verdict) in enumerate(events)
     ]
@@ -128,7 +131,7 @@ def _floods(events: Sequence[tuple[EventSignals, Verdict]], live: list[int]) -> 
 
 
 def _redecide(verdict: Verdict, extra: float) -> EventClass:
-    if verdict.label in ("privacy_proxy", "scanner") or extra == 0:
+    if verdict.label in PROXY_CLASSES or verdict.label == "scanner" or extra == 0:
         return verdict.label
     return decide(verdict.score + extra, verdict.label == "human")
 
@@ -186,7 +189,8 @@ def _clicks_without_open(
     events: Sequence[tuple[EventSignals, Verdict]], members: list[int], add: _Add
 ) -> None:
     """A click on a copy nobody opened first. Weak: Outlook blocks images by default. A
-    privacy proxy's open counts as an open, since it hides the reader's own."""
+    proxy's fetch counts as an open, since it hides the reader's own (a prefetch caches the
+    images, so the reader's open never reaches us)."""
     last_open: datetime | None = None
     for i in members:
         signals, verdict = events[i]
@@ -228,7 +232,7 @@ def _first_minutes_bursts(
         if (
             since is not None
             and since < FIRST_MINUTES_SECONDS
-            and events[i][1].label != "privacy_proxy"
+            and events[i][1].label not in PROXY_CLASSES
         ):
             early.append(i)
     by_network: dict[str, list[int]] = defaultdict(list)

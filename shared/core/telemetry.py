@@ -127,7 +127,7 @@ def _export(connection_string: str) -> None:
 
 def record_events(kind: str, cls: str, n: int) -> None:
     """Count `n` events of one kind (open, click, attachment) and class (human, scanner,
-    privacy_proxy, unknown), as the fold records them."""
+    proxy_open, prefetch, unknown), as the fold records them."""
     if _instruments is not None and n:
         _instruments.events.add(n, {"kind": kind, "class": cls})
 

@@ -16,7 +16,7 @@ from typing import Any
 from shared.classification.devices import device_type
 from shared.classification.mail_clients import mail_client
 from shared.classification.message_rules import flooded
-from shared.core.vocabulary import COUNTED_BY_DEFAULT, counted_set
+from shared.core.vocabulary import COUNTED_BY_DEFAULT, counted_set, current_class
 from shared.tracking.events import Event
 
 
@@ -120,8 +120,9 @@ class Kpis:
         return self.last["open"].at if "open" in self.last else None
 
 
-# The classes the headline KPIs count by default: people, and privacy proxies (the open
-# happened; only who and when are hidden). "" is an event recorded before classification.
+# The classes the headline KPIs count by default: people, and proxies fetching for a person
+# who opens (the open happened; only who and when are hidden); never a prefetch at delivery.
+# "" is an event recorded before classification.
 COUNTED: frozenset[str] = counted_set(COUNTED_BY_DEFAULT)
 
 
@@ -171,9 +172,9 @@ def fold(
             previews += 1
             continue
         tally = by_class.setdefault(event.kind, {})
-        label = event.label or "unknown"
-        tally[label] = tally.get(label, 0) + 1
-        if event.label not in counted or flooded(event.reasons):
+        label = current_class(event.label, event.reasons) if event.label else ""
+        tally[label or "unknown"] = tally.get(label or "unknown", 0) + 1
+        if label not in counted or flooded(event.reasons):
             continue
         seen = occurrence(event)
         if event.copy:

@@ -20,7 +20,8 @@ class ClassTally(Public):
     """Events of one kind by who made them."""
 
     human: int
-    privacy_proxy: int
+    proxy_open: int = Field(description="a proxy fetched as a person opened (time approximate)")
+    prefetch: int = Field(description="fetched at delivery, read or not: never an open")
     unknown: int
     scanner: int
 

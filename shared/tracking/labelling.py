@@ -19,7 +19,7 @@ from shared.classification.classifier import (
 )
 from shared.classification.message_rules import MessageContext, classify_message
 from shared.classification.networks import default_networks
-from shared.core.vocabulary import EVENT_CLASSES, EventClass
+from shared.core.vocabulary import current_class
 from shared.tracking.events import Event
 
 
@@ -37,10 +37,6 @@ def signals_of(event: Event, sent_at: datetime | None) -> EventSignals:
     )
 
 
-def _label(value: str) -> EventClass:
-    return value if value in EVENT_CLASSES else "unknown"
-
-
 def _labelled(event: Event, verdict: Verdict) -> Event:
     return replace(event, label=verdict.label, reasons=verdict.reasons)
 
@@ -56,7 +52,10 @@ def label_message(
     """`new` labelled with both stages, judged together with the message's events already
     folded (whose labels stay as they were counted)."""
     networks = default_networks()
-    pairs = [(signals_of(e, sent_at), Verdict(_label(e.label), e.reasons)) for e in folded] + [
+    pairs = [
+        (signals_of(e, sent_at), Verdict(current_class(e.label, e.reasons), e.reasons))
+        for e in folded
+    ] + [
         (signals, classify_event(signals, networks))
         for signals in (signals_of(e, sent_at) for e in new)
     ]

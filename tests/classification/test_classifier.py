@@ -105,27 +105,27 @@ def test_a_browser_many_releases_behind_the_event_date_is_suspect() -> None:
 # --- per-event stage: privacy proxies ---------------------------------------------------------
 
 
-def test_gmail_and_yahoo_proxies_are_privacy_proxy_opens_whenever_they_come() -> None:
+def test_gmail_and_yahoo_proxies_are_opens_through_a_proxy_whenever_they_come() -> None:
     for seconds in (1, 3 * 3600):
         gmail = judge(kind="open", ua=agents.GMAIL_PROXY[0], ip="66.249.84.0", seconds=seconds)
-        assert gmail.label == "privacy_proxy"
+        assert gmail.label == "proxy_open"
         assert {"ua:proxy:gmail", "net:google_image_proxy"} <= set(gmail.reasons)
-    assert judge(kind="open", ua=agents.YAHOO_PROXY[0]).label == "privacy_proxy"
+    assert judge(kind="open", ua=agents.YAHOO_PROXY[0]).label == "proxy_open"
 
 
-def test_heys_proxy_is_a_privacy_proxy_open_and_never_a_click() -> None:
+def test_heys_proxy_is_an_open_through_a_proxy_and_never_a_click() -> None:
     opened = judge(kind="open", ua=agents.HEY_PROXY[0], seconds=3 * 3600)
-    assert opened.label == "privacy_proxy"
+    assert opened.label == "proxy_open"
     assert "ua:proxy:hey" in opened.reasons
     assert judge(kind="click", ua=agents.HEY_PROXY[0]).label == "scanner"
 
 
-def test_gmail_prefetch_from_googles_proxy_network_is_a_privacy_proxy_open() -> None:
+def test_gmail_prefetch_from_googles_proxy_network_is_a_prefetch_not_an_open() -> None:
     for seconds in (1, 40, 3 * 3600):
         prefetch = judge(
             kind="open", ua=agents.GMAIL_PREFETCH[0], ip="66.249.84.0", seconds=seconds
         )
-        assert prefetch.label == "privacy_proxy", prefetch
+        assert prefetch.label == "prefetch", prefetch
         assert {"ua:prefetch:gmail", "net:google_image_proxy"} <= set(prefetch.reasons)
     # the same agent anywhere else, or clicking, is still Gmail's content sampling: a scanner
     assert judge(kind="open", ua=agents.GMAIL_PREFETCH[0], ip=HOME).label == "scanner"
@@ -139,16 +139,21 @@ def test_outlook_for_mac_is_a_persons_mail_client() -> None:
         assert "ua:client:outlook" in opened.reasons
 
 
-def test_apple_mpp_fires_early_and_is_still_a_privacy_proxy() -> None:
+def test_apple_mpp_fires_early_and_is_a_prefetch() -> None:
     from_apple = judge(kind="open", ua=agents.MPP[0], ip="17.58.1.0", seconds=1)
-    assert from_apple.label == "privacy_proxy"
+    assert from_apple.label == "prefetch"
     assert "net:apple" in from_apple.reasons and "timing:instant" in from_apple.reasons
     # without the Private Relay list, the user agent alone decides (most Apple Mail users have
     # protection on)
     assert (
         judge(kind="open", ua=agents.MPP[0], ip="172.224.226.0", seconds=20).label
-        == "privacy_proxy"
+        == "prefetch"
     )
+
+
+def test_a_bare_mozilla_string_is_a_prefetch_from_apples_network_and_unknown_elsewhere() -> None:
+    assert judge(kind="open", ua="Mozilla/5.0", ip="17.58.1.0", seconds=20).label == "prefetch"
+    assert judge(kind="open", ua="Mozilla/5.0", ip=HOME, seconds=3 * 3600).label == "unknown"
 
 
 def test_apple_network_with_a_browser_is_an_apple_employee_not_a_proxy() -> None:
@@ -158,7 +163,7 @@ def test_apple_network_with_a_browser_is_an_apple_employee_not_a_proxy() -> None
 def test_any_open_from_google_proxy_network_is_a_proxy_but_a_click_from_it_is_not_a_person() -> (
     None
 ):
-    assert judge(kind="open", ua=CHROME, ip="66.249.84.0").label == "privacy_proxy"
+    assert judge(kind="open", ua=CHROME, ip="66.249.84.0").label == "proxy_open"
     click = judge(kind="click", ua=CHROME, ip="66.249.84.0")
     assert click.label == "unknown" and "net:google_image_proxy" in click.reasons
 
@@ -262,12 +267,12 @@ def test_a_click_with_no_open_before_it_is_noted_but_may_be_a_person() -> None:
     assert "timing:click_without_open" not in fold([opened, click])[1].reasons
 
 
-def test_a_privacy_proxy_open_counts_as_an_open() -> None:
+def test_a_proxys_open_counts_as_an_open() -> None:
     proxy = signals(
         kind="open", ua=agents.GMAIL_PROXY[0], ip="66.249.84.0", seconds=3 * 3600 - 30, copy="c"
     )
     folded = fold([proxy, signals(copy="c")])
-    assert folded[0].label == "privacy_proxy"
+    assert folded[0].label == "proxy_open"
     assert "timing:click_without_open" not in folded[1].reasons
 
 
@@ -322,7 +327,7 @@ def test_colleagues_opening_an_announcement_together_stay_people() -> None:
     assert all(v.label == "human" for v in folded)
 
 
-def test_the_fold_never_touches_a_privacy_proxy_nor_clears_a_scanner() -> None:
+def test_the_fold_never_touches_a_prefetch_nor_clears_a_scanner() -> None:
     ip = "20.72.100.0"
     mpp = signals(kind="open", ua=agents.MPP[0], ip="17.58.1.0", seconds=40, copy="c")
     scanner = signals(ua="curl/8.4.0", ip=ip, seconds=7200, copy="c")

@@ -100,7 +100,7 @@ async def test_record_events_counts_per_kind_and_class(reader: InMemoryMetricRea
     telemetry.record_events("open", "human", 3)
     telemetry.record_events("open", "scanner", 1)
     telemetry.record_events("open", "human", 2)
-    telemetry.record_events("click", "privacy_proxy", 0)
+    telemetry.record_events("click", "proxy_open", 0)
     counts = {
         (p.attributes["kind"], p.attributes["class"]): p.value
         for p in points(reader, "engagement.events.recorded")

@@ -92,7 +92,7 @@ async def test_each_stored_event_carries_its_class_and_reasons(
     assert any(reason.startswith("ua:") for reason in event.reasons)
 
 
-async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
+async def test_apple_privacy_protection_is_a_prefetch_shown_apart_and_never_an_open(
     client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
 ) -> None:
     sent = await compose(client, auth, to=["apple.reader@fabrikam.example"])
@@ -101,19 +101,17 @@ async def test_apple_privacy_protection_counts_as_an_open_but_says_so(
     await client.get(pixel, headers={"User-Agent": APPLE_MPP})
     await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     kpis = (await view(client, auth, sent["id"]))["kpis"]
-    assert kpis["opens"] == 1 and kpis["by_class"]["opens"]["privacy_proxy"] == 1
-    assert kpis["mail_clients"] == {"apple_mail": 1}
-    only_people = await compose(client, auth, to=["apple.reader@fabrikam.example"])
-    pixel, _ = tracked(only_people)
+    assert kpis["opens"] == 0 and kpis["by_class"]["opens"]["prefetch"] == 1
+    assert kpis["mail_clients"] == {}
+    counting_prefetches = await compose(client, auth, to=["apple.reader@fabrikam.example"])
+    pixel, _ = tracked(counting_prefetches)
     clock.advance(30)
     await client.get(pixel, headers={"User-Agent": APPLE_MPP})
-    counted_people_only = services.settings.model_copy(update={"counted_classes": ["human"]})
-    await fold_cycle(
-        dataclasses.replace(services, settings=counted_people_only), now=clock.advance(60)
-    )
-    kpis = (await view(client, auth, only_people["id"]))["kpis"]
-    assert kpis["by_class"]["opens"]["privacy_proxy"] == 1
-    assert kpis["opens"] == 0  # this organisation counts people only
+    counted = services.settings.model_copy(update={"counted_classes": ["human", "prefetch"]})
+    await fold_cycle(dataclasses.replace(services, settings=counted), now=clock.advance(60))
+    kpis = (await view(client, auth, counting_prefetches["id"]))["kpis"]
+    assert kpis["by_class"]["opens"]["prefetch"] == 1
+    assert kpis["opens"] == 1  # this organisation chose to count prefetches
 
 
 async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(

@@ -47,7 +47,7 @@ def test_one_client_fetching_the_pixel_11000_times_counts_a_plausible_few() -> N
     assert kpis.opens == FLOOD_LIMIT
     assert kpis.by_class["open"] == {"human": FLOOD_LIMIT, "unknown": 11_000 - FLOOD_LIMIT}
     # even where the unknown class is counted, a flood is not
-    counting_unknown = frozenset({"human", "privacy_proxy", "unknown", ""})
+    counting_unknown = frozenset({"human", "proxy_open", "unknown", ""})
     assert fold(Kpis(), labelled, SENT, counting_unknown).opens == FLOOD_LIMIT
 
 
