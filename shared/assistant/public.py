@@ -20,8 +20,20 @@ class AlertPublic(Public):
     message_id: str
     subject: str = Field(description="the message's subject, or the reminder's title")
     regarding: RegardingPublic | None
-    created_at: IsoTime
+    created_at: IsoTime = Field(description="when it happened: the open, or the reminder")
+    raised_at: IsoTime = Field(description="when the assistant raised the alert")
+    how: str | None = Field(
+        description='how we know, e.g. "opened in Outlook on Windows", "opened via Gmail — '
+        'time approximate" (first opens only)'
+    )
+    recipient: str | None = Field(
+        description="who opened, for a message sent to each recipient separately"
+    )
     snoozed_until: IsoTime | None
+    withdrawn: str | None = Field(
+        description="why a first-open alert was taken back (a later fold judged the open a "
+        "scanner's); a withdrawn alert is no longer listed, a webhook receives it again"
+    )
 
 
 class AlertListPublic(Public):

@@ -23,6 +23,16 @@ if TYPE_CHECKING:  # types of higher layers, which bootstrap puts in
 Message = Mapping[str, Any]  # a messages-table row
 
 
+@dataclass(frozen=True, slots=True)
+class OpenEvidence:
+    """The first counted open of a message, as the fold judged it."""
+
+    at: datetime
+    how: str  # "opened in Outlook on Windows", "opened via Gmail — time approximate"
+    clear: bool  # a person's open beyond doubt: alert at once
+    copy: int = 0  # which recipient's copy, for a message sent individually
+
+
 class Milestones(Protocol):
     """What happens when a message reaches a milestone, beyond its own row: template
     counters and first-open alerts (shared.milestones). Handed in, so the fold, the sync and
@@ -32,12 +42,15 @@ class Milestones(Protocol):
         """The message went out (called before its status is written: idempotent)."""
         ...
 
-    async def opened(self, message: Message) -> None:
-        """The message got its first counted open."""
+    async def opened(self, message: Message, first: OpenEvidence, now: datetime) -> None:
+        """The message got its first counted open: count it for its template and raise the
+        first-open alert (at once when the open is clearly a person's, else once the open
+        has stood for ALERT_WAIT_SECONDS)."""
         ...
 
-    async def someone_opened(self, message: Message, at: datetime) -> None:
-        """The first open that no scanner made (the first-open alert)."""
+    async def unopened(self, message: Message, reason: str, now: datetime) -> None:
+        """A later fold took back every counted open of the message (they were a scanner's):
+        uncount it for its template and withdraw its first-open alert."""
         ...
 
     async def replied(self, message: Message) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,11 +26,10 @@ from shared.core.ids import partition_of
 from shared.core.services import Services
 from shared.core.storage import Store, update_if_unchanged
 from shared.engagement.kpis import (
-    counts,
+    Kpis,
     fold,
     from_columns,
     occurrence,
-    opened_by_someone,
     to_columns,
 )
 from shared.tracking.events import (
@@ -42,7 +41,7 @@ from shared.tracking.events import (
     last_closed_bucket,
     next_bucket,
 )
-from shared.tracking.labelling import label_message
+from shared.tracking.labelling import first_counted_open, label_message, open_evidence
 
 logger = logging.getLogger(__name__)
 _CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
@@ -172,9 +171,32 @@ async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[
     return found
 
 
-async def apply_events(services: Services, message_id: str, events: list[Event]) -> bool:
-    """Label one message's new events (judged with its folded ones), record them in the
-    events table and merge them into its KPIs; False when the message does not exist."""
+def _recount(
+    current: Kpis, events: list[Event], sent_at: datetime | None, counted: frozenset[str]
+) -> Kpis:
+    """The KPIs counted again from every event of the message up to the newest bucket this
+    fold covers (a revision changed labels already counted); replies are counted elsewhere."""
+    limit = max(current.folded_bucket, max(e.bucket for e in events))
+    upto = [e for e in events if e.bucket <= limit]
+    return replace(fold(Kpis(replies=current.replies), upto, sent_at, counted), folded_bucket=limit)
+
+
+def _taken_back(before: list[Event], after: list[Event], counted: frozenset[str]) -> str:
+    """Why opens once counted are not any more: the new class and reasons of the first."""
+    now = {e.event_id: e for e in after}
+    for event in sorted(before, key=lambda e: e.at):
+        later = now.get(event.event_id)
+        if event.kind == "open" and event.label in counted and later and later.label not in counted:
+            return f"judged {later.label} on later evidence: {' '.join(later.reasons)}"
+    return "no open is counted any more"
+
+
+async def apply_events(
+    services: Services, message_id: str, events: list[Event], now: datetime | None = None
+) -> bool:
+    """Label one message's new events (judged with its folded ones, revising those still
+    within the revision window), record them in the events table and merge them into its
+    KPIs; False when the message does not exist."""
     store, counted = services.store, services.settings.counted
     keys = {"partition_key": partition_of(message_id), "row_key": message_id}
     try:
@@ -183,24 +205,29 @@ async def apply_events(services: Services, message_id: str, events: list[Event])
         return False
     sent_at = _parse_time(entity.get("sent_at", ""))
     folded = await _folded_events(store, message_id, {e.event_id for e in events})
-    events = label_message(events, folded, sent_at, int(entity.get("link_count") or 0))
-    await _write_rows(store, message_id, events)
-    for (kind, label), n in Counter((e.kind, e.label or "unknown") for e in events).items():
+    window = timedelta(seconds=services.settings.revision_seconds)
+    labelled = label_message(events, folded, sent_at, int(entity.get("link_count") or 0), window)
+    await _write_rows(store, message_id, [*labelled.new, *labelled.revised])
+    for (kind, label), n in Counter((e.kind, e.label or "unknown") for e in labelled.new).items():
         telemetry.record_events(kind, label, n)
+    revised = {e.event_id: e for e in labelled.revised}
+    history = [revised.get(e.event_id, e) for e in folded] + labelled.new
+    change = _Change(
+        before=[*events, *(e for e in folded if e.event_id in revised)],
+        after=[*labelled.new, *labelled.revised],
+        history=history,
+    )
     for _ in range(20):
         current = from_columns(entity)
-        updated = fold(current, events, sent_at, counted)
+        if revised:
+            updated = _recount(current, history, sent_at, counted)
+        else:
+            updated = fold(current, labelled.new, sent_at, counted)
+        if updated == current and not revised:
+            return True
+        await _milestones(services, entity, current, updated, change, now or services.clock())
         if updated == current:
             return True
-        if not opened_by_someone(current) and opened_by_someone(updated):
-            first = min(
-                e.at
-                for e in events
-                if e.kind == "open" and e.label != "scanner" and counts(e, sent_at)
-            )
-            await services.milestones.someone_opened(entity, first)
-        if current.opens == 0 and updated.opens > 0:
-            await services.milestones.opened(entity)
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
             "RowKey": message_id,
@@ -216,6 +243,41 @@ async def apply_events(services: Services, message_id: str, events: list[Event])
             except ResourceNotFoundError:
                 return False
     raise RuntimeError("message KPIs kept changing under the fold")
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What one fold of one message changed: its events before and after labelling (new
+    ones and revised ones), and the whole history as now labelled."""
+
+    before: list[Event]
+    after: list[Event]
+    history: list[Event]
+
+
+async def _milestones(
+    services: Services,
+    entity: Any,
+    current: Kpis,
+    updated: Kpis,
+    change: _Change,
+    now: datetime,
+) -> None:
+    """The first counted open raises the first-open alert (and counts the message opened for
+    its template); a fold that leaves no counted open takes both back, with the reason.
+    Called before the KPIs are written, so a crash in between loses nothing (both sides
+    are idempotent)."""
+    counted = services.settings.counted
+    if current.opens == 0 and updated.opens > 0:
+        sent_at = _parse_time(entity.get("sent_at", ""))
+        first = first_counted_open(change.history, sent_at, counted) if sent_at else None
+        if first is not None:
+            await services.milestones.opened(entity, open_evidence(first), now)
+    elif updated.opens == 0 and any(e.kind == "open" and e.label in counted for e in change.before):
+        # Counted before (or by the alert cycle's first look, which may have alerted on it),
+        # and not now: take the open back.
+        reason = _taken_back(change.before, change.after, counted)
+        await services.milestones.unopened(entity, reason, now)
 
 
 async def _save_cursor(store: Store, bucket: str, etag: str | None) -> str | None:
@@ -256,7 +318,7 @@ async def fold_cycle(
         for event in events:
             by_message[event.message_id].append(event)
         for message_id, items in by_message.items():
-            if not await apply_events(services, message_id, items):
+            if not await apply_events(services, message_id, items, moment):
                 orphans += len(items)
         total_events += len(events)
         messages += len(by_message)

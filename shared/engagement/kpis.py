@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.classification.devices import device_type
+from shared.classification.evidence import how_opened
 from shared.classification.mail_clients import mail_client
 from shared.classification.message_rules import flooded
 from shared.core.vocabulary import COUNTED_BY_DEFAULT, counted_set, current_class
@@ -28,6 +29,8 @@ class Occurrence:
     at: datetime
     index: int
     device: str
+    how: str = ""  # for an open: "opened in Outlook on Windows", "opened via Gmail — ..."
+    copy: int = 0  # which recipient's copy, for a message sent individually
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,8 @@ class Occurrence:
             "at": self.at.isoformat(),
             "index": self.index,
             "device": self.device,
+            "how": self.how,
+            "copy": self.copy,
         }
 
     @classmethod
@@ -44,6 +49,8 @@ class Occurrence:
             at=datetime.fromisoformat(data["at"]),
             index=int(data["index"]),
             device=str(data["device"]),
+            how=str(data.get("how") or ""),
+            copy=int(data.get("copy") or 0),
         )
 
 
@@ -131,16 +138,12 @@ def counts(event: Event, sent_at: datetime | None) -> bool:
     return sent_at is not None and event.at >= sent_at
 
 
-def opened_by_someone(kpis: Kpis) -> bool:
-    """Whether an open after sending was made by other than a scanner (the first one
-    raises the alert); counted opens from before classification count too."""
-    tally = kpis.by_class.get("open", {})
-    return kpis.opens > 0 or any(n for label, n in tally.items() if label != "scanner")
-
-
 def occurrence(event: Event) -> Occurrence:
     """The timeline view of an event."""
-    return Occurrence(event.kind, event.at, event.index, device_type(event.user_agent))
+    how = how_opened(event.user_agent, event.label) if event.kind == "open" else ""
+    return Occurrence(
+        event.kind, event.at, event.index, device_type(event.user_agent), how, event.copy
+    )
 
 
 def fold(

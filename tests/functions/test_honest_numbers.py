@@ -126,13 +126,13 @@ async def test_the_first_open_alert_waits_for_an_open_no_scanner_made(
     pixel, _ = tracked(sent)
     clock.advance(5)
     await client.get(pixel, headers={"User-Agent": SCANNER})
-    assert (await first_open_cycle(services.store, clock.advance(1))).created == 0
+    assert (await first_open_cycle(services, clock.advance(1))).created == 0
     await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert alerts == []
     clock.advance(600)
     await client.get(pixel, headers={"User-Agent": OUTLOOK})
-    assert (await first_open_cycle(services.store, clock.advance(1))).created == 1
+    assert (await first_open_cycle(services, clock.advance(1))).created == 1
     await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     alerts = (await client.get("/api/alerts", headers=seller)).json()["alerts"]
     assert [a["id"] for a in alerts] == [f"open-{sent['id']}"]
