@@ -11,23 +11,29 @@ export PYTHONDONTWRITEBYTECODE := 1
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+	@echo "setup: Python packages into $(VENV)/ (first run, or requirements changed: a few minutes)" >&2
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+	@echo "setup: Python packages installed" >&2
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@echo "setup: Azurite from npm into node_modules/ (first run: a minute or two)" >&2
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+	@echo "setup: Azurite installed" >&2
 
 ## run: Azurite (data in .azurite/) and the app on http://127.0.0.1:7071, timers in-process
+## (LOG_LEVEL=DEBUG adds every request: route, status, time; AZURE_LOG_LEVEL the SDK's own)
 run: setup
-	mkdir -p $(AZURITE_DIR)
-	$(AZURITE) --silent --location $(AZURITE_DIR) \
+	@mkdir -p $(AZURITE_DIR)
+	@echo "run: starting Azurite (data in $(AZURITE_DIR)/) and the app"
+	@$(AZURITE) --silent --location $(AZURITE_DIR) \
 		--blobHost 127.0.0.1 --tableHost 127.0.0.1 --queueHost 127.0.0.1 \
 		--disableTelemetry --skipApiVersionCheck --loose & \
-	AZURITE_PID=$$!; trap "kill $$AZURITE_PID" EXIT INT TERM; \
-	sleep 2; $(PY) -m functions.local
+	AZURITE_PID=$$!; trap "kill $$AZURITE_PID 2>/dev/null || true" EXIT INT TERM; \
+	$(PY) -m functions.local
 
 ## demo: a followed mail, a reply and a tracked mail, against the Graph stand-in (no tenant)
 demo: setup
@@ -51,9 +57,10 @@ format: setup
 bench: setup
 	$(PY) -m bench
 
-## dev-token EMAIL=...: a development bearer token for a seller
+## dev-token EMAIL=... [ADMIN=1]: a development bearer token for a seller (an id made from the
+## address, always the same: docs/admin.md, "Seller identity")
 dev-token: setup
-	@$(PY) -m shared.ops.cli dev-token $(EMAIL)
+	@$(PY) -m shared.ops.cli dev-token "$(EMAIL)" $(if $(ADMIN),--admin)
 
 ## fold: fold recorded events into KPIs now (the timer does it every 10 s)
 fold: setup

@@ -40,7 +40,7 @@ from pydantic import SecretStr
 
 from bench.sync import count_storage_requests
 from shared.bootstrap import build_services
-from shared.core.auth import Seller, make_dev_token
+from shared.core.auth import Seller, dev_seller, make_dev_token
 from shared.core.ids import new_message_id
 from shared.core.services import Services
 from shared.core.settings import Settings
@@ -239,7 +239,7 @@ def _row(
     sent = now - timedelta(seconds=rng.uniform(3600, 365 * 86400))
     followed = rng.random() >= NOT_FOLLOWED
     kpis = _kpis(rng, sent, open_rate, reply_rate) if followed else Kpis()
-    message_id = new_message_id(seller.email)
+    message_id = new_message_id(seller.key)
     attachments = []
     if rng.random() < 0.15:
         attachments.append(
@@ -257,8 +257,9 @@ def _row(
         else ""
     )
     return {
-        "PartitionKey": seller.key,
+        "PartitionKey": seller.partition,
         "RowKey": message_id,
+        "owner": seller.key,
         "seller": seller.email,
         "subject": f"{name}: Buyer {n}",
         "template_id": template_id,
@@ -362,7 +363,7 @@ def _equality_rows(rng: random.Random, seller: Seller) -> list[list[dict[str, An
     sets = []
     for sends, opened, replied in _EQUALITY:
         rows = [
-            {"RowKey": new_message_id(seller.email), "opens": 0, "replies": 0} for _ in range(sends)
+            {"RowKey": new_message_id(seller.key), "opens": 0, "replies": 0} for _ in range(sends)
         ]
         for row in rng.sample(rows, opened):
             row["opens"] = 1
@@ -466,7 +467,7 @@ async def _setup(
     rows = [_row(rng, seller, n, ids[t], t, now) for n, t in enumerate(chosen)]
     setup["message rows generated"] = time.perf_counter() - start
     start = time.perf_counter()
-    await _in_transactions(services.store.messages, {seller.key: rows})
+    await _in_transactions(services.store.messages, {seller.partition: rows})
     setup[f"message rows written ({-(-count // _BATCH)} transactions)"] = (
         time.perf_counter() - start
     )
@@ -503,7 +504,7 @@ async def _measure(
         for part in connection_string.split(";")
         if part.startswith("TableEndpoint=")
     )
-    seller = Seller(SELLER)
+    seller = dev_seller(SELLER)
     headers = {"Authorization": f"Bearer {make_dev_token(services.settings, SELLER)}"}
     from functions.http_app import create_app
 
@@ -556,8 +557,8 @@ def _calls(
     store = services.store
     # The query shared.messages.reading.list_messages sends for the default follow_state, with its
     # own column list, so the floor reads exactly what the list reads.
-    list_query = "PartitionKey eq @pk and seller eq @seller and follow_state eq @state"
-    list_parameters = {"pk": seller.key, "seller": seller.email, "state": "followed"}
+    list_query = "PartitionKey eq @pk and owner eq @owner and follow_state eq @state"
+    list_parameters = {"pk": seller.partition, "owner": seller.key, "state": "followed"}
 
     async def list_floor() -> object:
         return [

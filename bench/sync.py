@@ -40,7 +40,7 @@ from pydantic import SecretStr
 from bench.pixel import cpu_seconds
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from shared.bootstrap import build_services
-from shared.core.auth import Seller
+from shared.core.auth import dev_seller
 from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
@@ -195,11 +195,13 @@ async def _send_followed(
     services: Services, standin: GraphStandIn, address: str, count: int
 ) -> list[_Sent]:
     """Followed mail sent from the mailbox the way a seller sends it (compose, then Graph)."""
-    seller = Seller(address)
+    seller = dev_seller(address)
     ours = []
     for n in range(count):
         buyer = f"buyer{n}@{_DOMAINS[n % len(_DOMAINS)]}"
-        await records.create(services, "contact", RecordIn(name=f"Buyer {n}", emails=[buyer]))
+        await records.create(
+            services, seller, "contact", RecordIn(name=f"Buyer {n}", emails=[buyer])
+        )
         body = ComposeIn(
             to=[buyer],
             subject=f"Your quote {n}",
@@ -451,7 +453,7 @@ async def _measure(
         graph = Counter({"delta GET": 0, "other GET": 0, "$batch POST": 0, "other write": 0})
         graph.update(_kind(m, p) for m, p, at in standin.requests if start <= at <= end)
         batched = Counter(m for m, _, at in standin.batch_requests if start <= at <= end)
-        seller = Seller(seller_address)
+        seller = dev_seller(seller_address)
         replies_counted = 0
         for item in sent:
             view = await read_message(services, seller, item.message_id)

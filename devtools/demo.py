@@ -22,6 +22,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -55,6 +56,10 @@ HTML = (
     "we talked about.</p><p>Ana</p></body></html>"
 )
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile"
+SAFARI = (  # the link opens in Safari on the same phone
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+    "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
 STEPS_SECONDS = 40  # the whole walk-through; it takes a few seconds
 CYCLE_SECONDS = 10  # --keep-running: how often the timers' cycles run
 # The order the history is told in (the API lists it newest first).
@@ -142,10 +147,26 @@ async def serve(services: Services, sock: socket.socket) -> AsyncIterator[None]:
             logger.warning("the app did not stop within 10 s; it was cancelled")
 
 
+class DemoClock:
+    """The real clock, which the demo moves on when Bob reads "later that morning": a
+    person reads after the delivery window, when security gateways check mail, and nobody
+    wants to wait ten minutes for a demo."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
 @dataclass
 class Walkthrough:
     """The steps, sharing what the previous ones made."""
 
+    clock: DemoClock
     services: Services
     standin: GraphStandIn
     http: httpx.AsyncClient
@@ -209,20 +230,29 @@ class Walkthrough:
         show(f"    stamped EngagementMessageId={stamp} (so a retry never sends it twice)")
 
     async def open_and_click(self) -> None:
-        step(4, "Bob opens it on his phone and clicks the link")
+        step(4, "Ten minutes later Bob opens it on his phone and clicks the link")
+        show("(the demo's clock jumps ten minutes: a person reads after the delivery window)")
         body: str = self.sent["body"]["content"]  # as it left Ana's mailbox for Bob
         pixel = tracking_url(body, self.app_url, "o")
         link = tracking_url(body, self.app_url, "c")
-        image = await self.http.get(pixel, headers={"User-Agent": IPHONE})
+        self.clock.advance(600)
+        image = await self.http.get(pixel, headers={"User-Agent": IPHONE, "Accept": "image/*"})
         kind = image.headers.get("content-type", "")
         check(image.status_code == 200 and kind == "image/gif", f"pixel answered {kind}")
         show(f"GET pixel -> {image.status_code} {kind}, {len(image.content)} bytes")
-        click = await self.http.get(link, headers={"User-Agent": IPHONE})
+        self.clock.advance(20)  # he reads a little, then follows the link
+        click = await self.http.get(link, headers={"User-Agent": SAFARI, "Accept": "text/html"})
         location = click.headers.get("location", "")
         check(click.status_code == 302 and location == PRICING, f"link went to {location!r}")
         show(f"GET link  -> {click.status_code} to {location}")
+        self.clock.advance(60)  # a minute on, the fold has counted them
+        await fold_cycle(self.services, grace=self.services.grace)
         kpis = (await self.view())["kpis"]
         check(kpis["opens"] == 1 and kpis["link_clicks"] == 1, f"KPIs are {kpis}")
+        alerts = answer(await self.http.get("/api/alerts", headers=self.seller), 200, "alerts")
+        hows = [a["how"] for a in alerts["alerts"] if a["message_id"] == self.message_id]
+        check(hows == ["opened in Apple Mail on iPhone"], f"first-open alerts say {hows}")
+        show(f"Ana's assistant: first-open alert, {hows[0]}")
         devices = ", ".join(f"{n} {d}" for d, n in kpis["devices"].items()) or "no device"
         show(
             f"KPIs: opens {kpis['opens']} ({devices}), link clicks {kpis['link_clicks']}, "
@@ -361,7 +391,8 @@ async def run(connection_string: str, standin: GraphStandIn, *, keep_running: bo
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))  # bound before the settings: the links must name this port
     app_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    services = build_services(_settings(connection_string, app_url, standin.base_url))
+    clock = DemoClock()
+    services = build_services(_settings(connection_string, app_url, standin.base_url), clock.now)
     try:
         async with asyncio.timeout(STEPS_SECONDS) as bound:
             await ensure_storage(services.store)
@@ -370,7 +401,7 @@ async def run(connection_string: str, standin: GraphStandIn, *, keep_running: bo
                 httpx.AsyncClient(base_url=app_url, timeout=10, trust_env=False) as http,
             ):
                 show(f"app on {app_url}, Graph stand-in on {standin.base_url}")
-                walkthrough = Walkthrough(services, standin, http, app_url)
+                walkthrough = Walkthrough(clock, services, standin, http, app_url)
                 await walkthrough.run()
                 if keep_running:
                     bound.reschedule(None)  # the bound is for the walk-through only

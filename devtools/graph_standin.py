@@ -221,13 +221,15 @@ class GraphStandIn:
         path_contains: str | None = None,
         method: str | None = None,
         body_contains: str | None = None,
+        after: int = 0,
     ) -> None:
         """The next `count` matching requests fail with Graph's throttling shape (429, or
         serviceNotAvailable for 503, generalException otherwise) and a Retry-After header
-        unless retry_after is None. A request inside a $batch gets its own answer there."""
+        unless retry_after is None. A request inside a $batch gets its own answer there.
+        `after` lets that many matching requests through first (the second send, say)."""
         with self._lock:
             self._server.faults.append(
-                Fault(count, status, retry_after, path_contains, method, body_contains)
+                Fault(count, status, retry_after, path_contains, method, body_contains, after=after)
             )
 
     def fail_always(

@@ -133,7 +133,7 @@ async def domain_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Conflict):
         return _error(409, "status", str(exc))
     if isinstance(exc, Forbidden):
-        return _error(403, "authorization", str(exc))
+        return _error(403, exc.field, str(exc))
     assert isinstance(exc, Unauthorized)
     return JSONResponse(
         {"error": {"field": "authorization", "message": str(exc)}},

@@ -28,7 +28,9 @@ def _request_limit(services: Services) -> int:
 def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     """The app; `services` gives the worker's clients (tests hand in Azurite-backed ones)."""
 
-    app = FastAPI(title="Email engagement", version="0.1.0")
+    # No slash redirects: Starlette builds them from the request's Host header, so "/t" would
+    # send a recipient to whatever host the request named. A path answers as it is, or 404.
+    app = FastAPI(title="Email engagement", version="0.1.0", redirect_slashes=False)
     app.state.services = services
     app.router.routes.extend(tracking.routes)
     app.include_router(messages.router)

@@ -3,27 +3,38 @@ functions fired in-process on their own schedules (Core Tools cannot be installe
 
 The timers are read from function_app's registrations, and their `%SETTING%` schedules are
 resolved from the settings, so the local run goes through the same functions as Azure.
+
+It says what it is doing: each step of the start, then one block with the app's URL, the
+API docs and how to get a token; then a line for each timer cycle that did something.
+Nothing per request, and never a path, query or client address: LOG_LEVEL=DEBUG adds every
+request as route template, method, status and time (shared.core.logs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 import uvicorn
+from azure.core.exceptions import AzureError
 from azure.functions.timer import TimerRequest
 
 from functions.ncrontab import Schedule
 from shared.bootstrap import get_services
+from shared.core.logs import configure_logging
 from shared.core.settings import Settings, get_settings
 from shared.core.storage import ensure_storage
 
-logger = logging.getLogger("local")
+logger = logging.getLogger("functions.local")
+STORAGE_WAIT_SECONDS = 60  # Azurite starts alongside; a first start takes a few seconds
 
 
 def resolve_schedule(expression: str, settings: Settings) -> str:
@@ -64,28 +75,107 @@ async def run_timer(name: str, schedule: Schedule, target: Callable[..., Awaitab
         past_due = (datetime.now(UTC) - due).total_seconds() > 5
         try:
             await target(timer=TimerRequest(past_due=past_due))
-        except Exception:
-            logger.exception("timer %s failed", name)
+        except Exception as error:
+            logger.error("timer %s failed: %s", name, type(error).__name__)
+            logger.debug("timer %s failed", name, exc_info=True)
+
+
+async def wait_for_storage() -> None:
+    """Create the containers and tables, waiting for Azurite while it starts."""
+    deadline = time.monotonic() + STORAGE_WAIT_SECONDS
+    said = False
+    while True:
+        try:
+            await ensure_storage(get_services().store)
+            return
+        except (AzureError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"storage did not answer in {STORAGE_WAIT_SECONDS} s "
+                    f"({type(error).__name__}): is Azurite running?"
+                ) from None
+            if not said:
+                logger.info("waiting for storage (Azurite) to answer...")
+                said = True
+            await asyncio.sleep(0.5)
+
+
+def banner(host: str, port: int, timers: list[tuple[str, str]]) -> str:
+    """What `make run` shows once it is ready: where the app is and how to call it."""
+    base = f"http://{host}:{port}"
+    width = max(len(name) for name, _ in timers) if timers else 0
+    schedules = "\n".join(f"    {name:<{width}}  {schedule}" for name, schedule in timers)
+    return (
+        "\n"
+        "Email engagement is running (Ctrl-C stops it).\n"
+        f"  app       {base}\n"
+        f"  API docs  {base}/docs\n"
+        "  a token   TOKEN=$(make -s dev-token EMAIL=<your address>)   (ADMIN=1: admin role)\n"
+        f'            curl -H "Authorization: Bearer $TOKEN" {base}/api/messages\n'
+        "  timers    each logs a line when a cycle does something:\n"
+        f"{schedules}\n"
+        "  more      LOG_LEVEL=DEBUG make run adds every request (route, status, time)\n"
+    )
 
 
 async def serve(host: str, port: int) -> None:
+    settings = get_settings()
+    logger.info("storage: creating the containers and tables")
+    await wait_for_storage()
+    logger.info("importing the app and its timers")
     import function_app
 
-    settings = get_settings()
-    await ensure_storage(get_services().store)
+    registered = timer_functions(function_app.app)
+    schedules = [(name, resolve_schedule(expr, settings)) for name, expr, _ in registered]
     tasks = [
-        asyncio.create_task(run_timer(name, Schedule(resolve_schedule(expr, settings)), target))
-        for name, expr, target in timer_functions(function_app.app)
+        asyncio.create_task(run_timer(name, Schedule(schedule), target))
+        for (name, schedule), (_, _, target) in zip(schedules, registered, strict=True)
     ]
-    server = uvicorn.Server(
-        uvicorn.Config(function_app.asgi, host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        function_app.asgi,
+        host=host,
+        port=port,
+        log_config=None,  # our handler and levels (shared.core.logs)
+        log_level=logging.WARNING,
+        access_log=False,  # it would log paths (tokens) and forwarded client addresses
     )
+    stopped = False
+
+    async def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await get_services().store.close()
+
+    logger.info("starting the HTTP server")
     try:
-        await server.serve()
+        await _Server(config, banner(host, port, schedules), stop).serve()
     finally:
-        for task in tasks:
-            task.cancel()
-        await get_services().store.close()
+        await stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, showing the banner once it listens, and stopping the timers and
+    closing storage as it shuts down (before it hands Ctrl-C on to the caller)."""
+
+    def __init__(
+        self, config: uvicorn.Config, text: str, stop: Callable[[], Awaitable[None]]
+    ) -> None:
+        super().__init__(config)
+        self._text = text
+        self._stop = stop
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self._text, flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        await self._stop()
 
 
 def main() -> None:
@@ -93,10 +183,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(serve(args.host, args.port))
+    configure_logging(get_settings(), console=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down already
+        asyncio.run(serve(args.host, args.port))
+    logger.info("stopped")
 
 
 if __name__ == "__main__":

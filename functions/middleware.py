@@ -1,10 +1,11 @@
 """Plain ASGI middleware around the app (so the tracking paths pay next to nothing): the
-request timer, the catch-all that keeps every error in the JSON shape, and the body limit
-of the seller API."""
+request timer (and access log), the catch-all that keeps every error in the JSON shape, and
+the body limit of the seller API."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -18,6 +19,10 @@ from shared.core.scrubbing import route_template
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+# The access log: route template, method, status and time at DEBUG (LOG_LEVEL=DEBUG), never
+# the path (tracking tokens, ids), the query (recipients' addresses) or the client's address.
+access_log = logging.getLogger("functions.access")
 
 
 class CatchAll:
@@ -105,13 +110,16 @@ class BodyLimit:
 
 class RequestTimer:
     """Times each HTTP request into `engagement.http.duration` by route template, method
-    and status class. Plain ASGI; with telemetry off it only hands the request on."""
+    and status class, and logs it at DEBUG the same way. Plain ASGI; with telemetry off and
+    the access log quiet it only hands the request on."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not telemetry.enabled() or scope["type"] != "http":
+        if scope["type"] != "http" or not (
+            telemetry.enabled() or access_log.isEnabledFor(logging.DEBUG)
+        ):
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = 500  # unless a response starts: the app failed
@@ -126,4 +134,6 @@ class RequestTimer:
             await self.app(scope, receive, timed_send)
         finally:
             milliseconds = (time.perf_counter() - start) * 1000
-            telemetry.record_http(route_template(scope), scope["method"], status, milliseconds)
+            route = route_template(scope)
+            telemetry.record_http(route, scope["method"], status, milliseconds)
+            access_log.debug("%s %s %s %.1f ms", scope["method"], route, status, milliseconds)

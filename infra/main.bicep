@@ -310,6 +310,7 @@ var appSettings = union({
   MAX_ATTACHMENTS: '10'
   MAX_ATTACHMENT_BYTES: '10485760'
   MAX_TOTAL_ATTACHMENT_BYTES: '26214400'
+  MAX_INDIVIDUAL_COPIES: '25'
   ATTACHMENT_LINK_MINUTES: '10'
   RETENTION_DAYS: string(retentionDays)
   FOLD_GRACE_SECONDS: '30'
@@ -320,8 +321,13 @@ var appSettings = union({
   REMINDER_SCHEDULE: '0 */15 * * * *'
   RETENTION_SCHEDULE: '0 30 2 * * *'
   ALERT_SCHEDULE: '*/5 * * * * *'
+  ALERT_WAIT_SECONDS: '60'
+  REVISION_SECONDS: '600'
+  // The app's log level, and the libraries' (the storage SDK logs every request at INFO).
+  LOG_LEVEL: 'INFO'
+  AZURE_LOG_LEVEL: 'WARNING'
   // Which event classes the headline KPIs count (docs/measurement.md).
-  COUNTED_CLASSES: '["human","privacy_proxy"]'
+  COUNTED_CLASSES: '["human","proxy_open"]'
 }, useGraphSecret ? {
   GRAPH_TENANT_ID: empty(graphTenantId) ? tenant().tenantId : graphTenantId
   GRAPH_CLIENT_ID: graphClientId

@@ -56,7 +56,7 @@ def build_services(
         clock=clock,
         links=LinkResolver(store),
         org=OrgSwitch(store),
-        milestones=StoredMilestones(store),
+        milestones=StoredMilestones(store, settings),
         graph_factory=graph,
     )
     if settings.delivery_backend == "graph":

@@ -43,7 +43,7 @@ RequestRecord = tuple[str, str, float]
 @dataclass
 class Fault:
     """The next `remaining` requests matching method, path and body fail with `status` (every
-    matching request, while `persistent`)."""
+    matching request, while `persistent`), once `after` matching requests have passed."""
 
     remaining: int
     status: int
@@ -52,6 +52,7 @@ class Fault:
     method: str | None
     body_contains: str | None = None
     persistent: bool = False
+    after: int = 0  # matching requests still let through before the first failure
 
     def matches(self, call: Call, *, batch_envelope: bool) -> bool:
         if self.method is not None and self.method.upper() != call.method:
@@ -261,6 +262,9 @@ class GraphServer:
         with self._lock:
             for fault in self.faults:
                 if fault.remaining > 0 and fault.matches(call, batch_envelope=batch_envelope):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     if not fault.persistent:
                         fault.remaining -= 1
                     self.faults = [f for f in self.faults if f.remaining > 0]

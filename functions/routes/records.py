@@ -28,10 +28,11 @@ router = APIRouter(
     responses=error_responses(*BODY_ERRORS),
 )
 async def create(
-    record_type: str, body: records.RecordIn, _: SellerDep, services: ServicesDep
+    record_type: str, body: records.RecordIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
-    """Create a contact, lead or account."""
-    return await records.create(services, record_type, body)
+    """Create a contact, lead or account (records are the organisation's, shared by all its
+    sellers)."""
+    return await records.create(services, seller, record_type, body)
 
 
 @router.get(
@@ -42,19 +43,26 @@ async def create(
 async def read(
     record_type: str, record_id: str, _: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
-    return await records.get(services, record_type, record_id)
+    """A record, with the history of its Follow Email and addresses (who, when, old, new)."""
+    return await records.get(services, record_type, record_id, history=True)
 
 
 @router.patch(
     "/records/{record_type}/{record_id}",
     response_model=RecordPublic,
-    responses=error_responses(*BODY_ERRORS, 404),
+    responses=error_responses(*BODY_ERRORS, 403, 404, 409),
 )
 async def update(
-    record_type: str, record_id: str, body: records.RecordPatch, _: SellerDep, services: ServicesDep
+    record_type: str,
+    record_id: str,
+    body: records.RecordPatch,
+    seller: SellerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
-    """Change a record, its Follow Email preference included."""
-    return await records.update(services, record_type, record_id, body)
+    """Change a record, its Follow Email preference included. Undoing an opt-out (Do Not
+    Allow back to Allow, or an address removed from a Do Not Allow record) needs the admin
+    role: 403 otherwise, naming the field."""
+    return await records.update(services, seller, record_type, record_id, body)
 
 
 @router.get("/records", response_model=RecordListPublic)

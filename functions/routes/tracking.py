@@ -73,7 +73,8 @@ async def open_pixel(request: Request) -> Response:
     inbox is worse than a lost open."""
     try:
         services = _services(request)
-        ref = _ref(services, request.path_params["token"].removesuffix(".gif"), "open")
+        token = request.path_params.get("token", "")
+        ref = _ref(services, token.removesuffix(".gif"), "open") if token else None
         if ref is not None:
             await _record(services, request, ref)
     except Exception:
@@ -124,9 +125,14 @@ async def unknown(request: Request) -> Response:
 
 
 _METHODS = ["GET", "HEAD"]
+# Everything under /t/o/ is the pixel (a token with "/" in it, mangled by a mail client, still
+# gets the GIF); everything else under /t answers itself, so the router never redirects
+# ("/t" to "/t/" would go to whatever Host the request named).
 routes = [
-    Route("/t/o/{token}", open_pixel, methods=_METHODS),
+    Route("/t/o", open_pixel, methods=_METHODS),
+    Route("/t/o/{token:path}", open_pixel, methods=_METHODS),
     Route("/t/c/{token}", click, methods=_METHODS),
     Route("/t/a/{token}", attachment, methods=_METHODS),
+    Route("/t", unknown, methods=_METHODS),
     Route("/t/{anything:path}", unknown, methods=_METHODS),
 ]

@@ -10,6 +10,7 @@ import logging
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from shared.bootstrap import get_services
 from shared.messages.dispatch import dispatch_cycle
 
@@ -20,9 +21,13 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def dispatch_scheduled(timer: func.TimerRequest) -> None:
     """Hand over scheduled messages that are due."""
-    if timer.past_due:
-        logger.info("dispatch timer is past due")
     report = await dispatch_cycle(get_services())
-    logger.info(
-        "dispatch: %s sent, %s skipped, %s failed", report.sent, report.skipped, report.failed
+    log_cycle(
+        logger,
+        timer,
+        bool(report.sent or report.skipped or report.failed),
+        "dispatch: %s sent, %s skipped, %s failed",
+        report.sent,
+        report.skipped,
+        report.failed,
     )

@@ -9,6 +9,7 @@ import logging
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from shared.bootstrap import get_services
 from shared.engagement.fold import fold_cycle
 
@@ -19,10 +20,14 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.timer_trigger(schedule="%FOLD_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def fold_events(timer: func.TimerRequest) -> None:
     """Fold every closed time bucket since the last cycle (idempotent)."""
-    if timer.past_due:
-        logger.info("fold timer is past due; catching up")
-    services = get_services()
-    report = await fold_cycle(services)
-    logger.info(
-        "folded %s events of %s messages up to %s", report.events, report.messages, report.cursor
+    report = await fold_cycle(get_services())
+    log_cycle(
+        logger,
+        timer,
+        bool(report.events or report.orphans),
+        "fold: folded %s events of %s messages (%s buckets, up to %s)",
+        report.events,
+        report.messages,
+        report.buckets,
+        report.cursor,
     )

@@ -11,6 +11,7 @@ import logging
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from shared.assistant.reminders import reminder_cycle
 from shared.bootstrap import get_services
 
@@ -21,7 +22,12 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.timer_trigger(schedule="%REMINDER_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def fire_reminders(timer: func.TimerRequest) -> None:
     """Fire due follow-up reminders whose condition holds, as high-priority alerts."""
-    if timer.past_due:
-        logger.info("reminder timer is past due")
     report = await reminder_cycle(get_services())
-    logger.info("reminders: %s fired, %s satisfied", report.fired, report.satisfied)
+    log_cycle(
+        logger,
+        timer,
+        bool(report.fired or report.satisfied),
+        "reminders: %s fired, %s satisfied",
+        report.fired,
+        report.satisfied,
+    )

@@ -10,6 +10,7 @@ import logging
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from shared.bootstrap import get_services
 from shared.ops.retention import purge_cycle
 
@@ -20,7 +21,13 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.timer_trigger(schedule="%RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def purge_old_interactions(timer: func.TimerRequest) -> None:
     """Delete interaction blobs older than RETENTION_DAYS."""
-    if timer.past_due:
-        logger.info("retention timer is past due")
     report = await purge_cycle(get_services())
-    logger.info("retention: %s blobs before %s deleted", report.blobs_deleted, report.cutoff_bucket)
+    log_cycle(
+        logger,
+        timer,
+        bool(report.blobs_deleted or report.idempotency_keys_forgotten),
+        "retention: %s interaction blobs before %s deleted, %s idempotency keys forgotten",
+        report.blobs_deleted,
+        report.cutoff_bucket,
+        report.idempotency_keys_forgotten,
+    )

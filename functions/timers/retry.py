@@ -7,6 +7,7 @@ import logging
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from functions.timers.sync import run_sync
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,11 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 async def retry_failed_items(timer: func.TimerRequest) -> None:
     """Items that failed to track, tried again (at most MAX_TRACKING_ATTEMPTS times)."""
     reports = await run_sync(timer, retry=True)
-    logger.info(
-        "retry: %s mailboxes, %s still failing", len(reports), sum(r.failed for r in reports)
+    log_cycle(
+        logger,
+        timer,
+        bool(reports),
+        "retry: %s mailboxes, %s items still failing",
+        len(reports),
+        sum(r.failed for r in reports),
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.timers.report import log_cycle
 from shared.bootstrap import get_services, import_off_loop
 from shared.core import telemetry
 
@@ -23,8 +24,6 @@ async def run_sync(timer: func.TimerRequest, *, retry: bool) -> list[Any]:
     """One sync (or retry) cycle of every mailbox, timed; its per-mailbox reports."""
     name = "retry" if retry else "sync"
     sync = await import_off_loop("shared.outlook.sync")
-    if timer.past_due:
-        logger.info("%s timer is past due", name)
     with telemetry.timed_cycle(name):
         reports: list[Any] = await sync.sync_cycle(get_services(), retry=retry)
     return reports
@@ -34,4 +33,13 @@ async def run_sync(timer: func.TimerRequest, *, retry: bool) -> list[Any]:
 async def sync_mailboxes(timer: func.TimerRequest) -> None:
     """Replies and tracked items of every enrolled mailbox."""
     reports = await run_sync(timer, retry=False)
-    logger.info("sync: %s mailboxes, %s items", len(reports), sum(r.items for r in reports))
+    log_cycle(
+        logger,
+        timer,
+        bool(reports),
+        "sync: synced %s mailboxes, %s items, %s replies, %s failed",
+        len(reports),
+        sum(r.items for r in reports),
+        sum(r.replies for r in reports),
+        sum(r.failed for r in reports),
+    )

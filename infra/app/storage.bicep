@@ -49,6 +49,7 @@ var tableNames = [
   'templatestats'
   'webhooks'
   'idempotency'
+  'sellers'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -52,7 +52,8 @@ _done: OrderedDict[str, None] = OrderedDict()
 class AlertReport:
     opens: int  # opens seen in the listed buckets
     checked: int  # messages looked up
-    created: int  # alerts made, by the fast path and from the due index
+    created: int  # alerts made by the fast path
+    due: int = 0  # alerts made from the due index (opens that waited for evidence)
     waiting: int = 0  # due rows whose evidence the fold has not absorbed yet
 
 
@@ -204,6 +205,7 @@ async def first_open_cycle(services: Services, now: datetime) -> AlertReport:
     return AlertReport(
         opens=sum(1 for items in opened.values() for e in items if e.kind == "open"),
         checked=len(opened),
-        created=sum(made) + due,
+        created=sum(made),
+        due=due,
         waiting=waiting,
     )

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.assistant import alerts
 from shared.core.errors import InvalidInput
 from shared.core.ids import partition_of
+from shared.core.rows import owner_of
 from shared.core.services import Services
 from shared.core.storage import update_if_unchanged
 from shared.core.text import HeaderText
@@ -105,7 +106,7 @@ async def _fire_one(services: Services, row: Any) -> str:
         await alerts.create(
             services.store,
             {
-                "PartitionKey": entity["PartitionKey"],
+                "PartitionKey": owner_of(entity),
                 "RowKey": f"reminder-{message_id}-{reminder['at'][:19].replace(':', '')}",
                 "kind": "reminder",
                 "priority": "high",

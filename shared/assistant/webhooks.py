@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
@@ -30,6 +32,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from shared.assistant.views import alert_view
 from shared.core.errors import InvalidInput, NotFound
 from shared.core.storage import Store, update_if_unchanged
 
@@ -79,6 +82,30 @@ def check_url(url: str, *, local: bool) -> str:
         if loopback or host.endswith((".local", ".internal", ".localhost")):
             raise InvalidInput("url", "must not point at a private or loopback address")
     return parts.geturl()
+
+
+class PrivateAddress(OSError):
+    """The webhook's host resolved to no public address."""
+
+
+class PublicAddressesOnly(AbstractResolver):
+    """Resolves as usual (or with `inner`), then keeps only public addresses: the check is
+    on the addresses the connection is made to, not on the name."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [r for r in found if ipaddress.ip_address(r["host"]).is_global]
+        if not public:
+            raise PrivateAddress("the webhook's host resolves to no public address")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 async def configure(store: Store, seller_key: str, url: str, *, local: bool) -> dict[str, Any]:
@@ -148,19 +175,9 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def payload(alert: dict[str, Any]) -> bytes:
-    """What the webhook receives: the alert as the API lists it."""
-    return json.dumps(
-        {
-            "id": alert["RowKey"],
-            "kind": alert["kind"],
-            "priority": alert["priority"],
-            "message_id": alert["message_id"],
-            "subject": alert["subject"],
-            "regarding": json.loads(alert["regarding"]) if alert.get("regarding") else None,
-            "created_at": alert["created_at"],
-        },
-        separators=(",", ":"),
-    ).encode()
+    """What the webhook receives: the alert as the API lists it (a withdrawn first-open
+    alert comes again, with `withdrawn` saying why)."""
+    return json.dumps(alert_view(alert), separators=(",", ":")).encode()
 
 
 async def _claim(store: Store, row: Any, now: datetime) -> bool:
@@ -190,6 +207,8 @@ async def _post(session: aiohttp.ClientSession, url: str, secret: str, body: byt
     try:
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as answer:
             return "" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+    except aiohttp.ClientConnectorError as exc:
+        return "no public address" if isinstance(exc.os_error, PrivateAddress) else "connect"
     except (aiohttp.ClientError, TimeoutError) as exc:
         return type(exc).__name__
 
@@ -208,8 +227,27 @@ async def _finish(store: Store, seller_key: str, alert_id: str, outcome: str) ->
     await _drop(store, f"{seller_key}|{alert_id}")
 
 
-async def delivery_cycle(store: Store, now: datetime) -> DeliveryReport:
-    """Post every queued alert that is due; failures wait (BACKOFF) and are tried again."""
+def _session(local: bool, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
+    if local:  # a laptop's own receiver on 127.0.0.1 is the point there
+        return aiohttp.ClientSession(timeout=_TIMEOUT)
+    connector = aiohttp.TCPConnector(resolver=PublicAddressesOnly(resolver), use_dns_cache=False)
+    return aiohttp.ClientSession(timeout=_TIMEOUT, connector=connector)
+
+
+def _allowed(url: str, local: bool) -> bool:
+    try:
+        check_url(url, local=local)
+    except InvalidInput:
+        return False
+    return True
+
+
+async def delivery_cycle(
+    store: Store, now: datetime, *, local: bool, resolver: AbstractResolver | None = None
+) -> DeliveryReport:
+    """Post every queued alert that is due; failures wait (BACKOFF) and are tried again.
+    Outside local development only public addresses are reached (`resolver` stands in for
+    DNS in tests)."""
     delivered = retrying = failed = 0
     due = [
         row
@@ -219,7 +257,7 @@ async def delivery_cycle(store: Store, now: datetime) -> DeliveryReport:
     ]
     if not due:
         return DeliveryReport(0, 0, 0)
-    async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+    async with _session(local, resolver) as session:
         for row in due:
             seller_key, _, alert_id = row["RowKey"].partition("|")
             config = await _config(store, seller_key)
@@ -238,7 +276,11 @@ async def delivery_cycle(store: Store, now: datetime) -> DeliveryReport:
                 continue  # the pending row is written first: the alert may be coming
             if not await _claim(store, row, now):
                 continue
-            reason = await _post(session, config["url"], config["secret"], payload(dict(alert)))
+            reason = (
+                await _post(session, config["url"], config["secret"], payload(dict(alert)))
+                if _allowed(config["url"], local)
+                else "address not allowed"
+            )
             attempts = int(row["attempts"]) + 1
             if not reason:
                 delivered += 1

@@ -9,7 +9,7 @@ from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.classification.classifier import (
     BURST_COPIES,
@@ -53,6 +53,9 @@ class MessageContext:
     """What the fold knows about the message besides its events."""
 
     link_count: int = 0  # followed links in the body (0: not known)
+    # Copies ("" for one sent to everyone) opened before the events given (the fold passes
+    # only the recent ones): a click on them is not one without an open.
+    opened_before: frozenset[str] = frozenset()
 
 
 def classify_message(
@@ -82,9 +85,9 @@ def classify_message(
         by_copy[signals.copy].append(i)
         if signals.ip:
             by_agent[(signals.copy, signals.ip, signals.user_agent)].append(i)
-    for members in by_copy.values():
+    for copy, members in by_copy.items():
         _link_burst(events, members, context.link_count, add)
-        _clicks_without_open(events, members, add)
+        _clicks_without_open(events, members, add, copy in context.opened_before)
     for members in by_agent.values():
         _open_and_click(events, members, add)
         _link_sweep(events, members, context.link_count, add)
@@ -186,12 +189,15 @@ def _link_sweep(
 
 
 def _clicks_without_open(
-    events: Sequence[tuple[EventSignals, Verdict]], members: list[int], add: _Add
+    events: Sequence[tuple[EventSignals, Verdict]],
+    members: list[int],
+    add: _Add,
+    opened_before: bool = False,
 ) -> None:
     """A click on a copy nobody opened first. Weak: Outlook blocks images by default. A
     proxy's fetch counts as an open, since it hides the reader's own (a prefetch caches the
     images, so the reader's open never reaches us)."""
-    last_open: datetime | None = None
+    last_open: datetime | None = datetime.min.replace(tzinfo=UTC) if opened_before else None
     for i in members:
         signals, verdict = events[i]
         if signals.kind == "open":

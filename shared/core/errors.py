@@ -30,4 +30,9 @@ class Unauthorized(DomainError):
 
 
 class Forbidden(DomainError):
-    """Authenticated, but not allowed to do this."""
+    """Authenticated, but not allowed to do this; the message names the rule, `field` what
+    it is about (the caller's authorization unless a field of the request is)."""
+
+    def __init__(self, message: str, *, field: str = "authorization") -> None:
+        super().__init__(message)
+        self.field = field

@@ -1,4 +1,17 @@
-"""Identifiers: message ids that carry their seller's partition, sortable event ids."""
+"""Identifiers: sellers' and mailboxes' keys, message ids that carry a message partition,
+sortable event ids.
+
+A seller is a Microsoft Entra user, known by (tenant id, object id): e-mail addresses and
+UPNs change and can be reassigned, the pair does not. Everything a seller owns is keyed by
+`seller_key`, the whole SHA-256 of that pair: no truncated hash anywhere two people's data
+could merge. A mailbox is a Graph object named by its address; its rows are keyed by
+`mailbox_key`, the whole SHA-256 of the address.
+
+Message ids are 16 bytes because tracking tokens carry them; their first 40 bits are the
+message partition (`message_partition` of the owner's key), so a tracking hit finds the row
+without a lookup. Two owners may share a partition (40 bits collide): every read of a
+message checks its full `owner` column, and nothing else is keyed by the partition.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +21,40 @@ import secrets
 from datetime import UTC, datetime
 
 MESSAGE_ID_BYTES = 16
-_SELLER_KEY_BYTES = 5  # 40 bits: 8 base32 characters, the messages table's partition
+_PARTITION_BYTES = 5  # 40 bits: 8 base32 characters, the messages table's partition
 
 
 def _b32(raw: bytes) -> str:
     return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
-def seller_key(seller: str) -> str:
-    """Partition key for a seller: a hash, so no address appears in keys or blob names."""
-    return _b32(hashlib.sha256(seller.strip().lower().encode("utf-8")).digest()[:_SELLER_KEY_BYTES])
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.strip().lower().encode("utf-8")).digest()
 
 
-def new_message_id(seller: str) -> str:
-    """A 26-character id: the seller's partition (8 chars) then 88 random bits."""
-    digest = hashlib.sha256(seller.strip().lower().encode("utf-8")).digest()
-    raw = digest[:_SELLER_KEY_BYTES] + secrets.token_bytes(MESSAGE_ID_BYTES - _SELLER_KEY_BYTES)
+def seller_key(tenant_id: str, object_id: str) -> str:
+    """A seller's key (52 characters, all 256 bits of SHA-256 of tenant and object id): the
+    partition of their alerts, the row of their webhook, their messages' `owner`."""
+    return _b32(_digest(f"{tenant_id}/{object_id}"))
+
+
+def mailbox_key(address: str) -> str:
+    """A mailbox's key (52 characters, the whole SHA-256 of its address), so no address
+    appears in keys or blob names."""
+    return _b32(_digest(f"mailbox:{address}"))
+
+
+def message_partition(owner: str) -> str:
+    """The 8-character message partition of an owner (a seller's key). Messages made before
+    sellers had keys live in `message_partition(their seller's address)`."""
+    return _b32(_digest(owner)[:_PARTITION_BYTES])
+
+
+def new_message_id(owner: str) -> str:
+    """A 26-character id: the owner's message partition (8 chars) then 88 random bits."""
+    raw = _digest(owner)[:_PARTITION_BYTES] + secrets.token_bytes(
+        MESSAGE_ID_BYTES - _PARTITION_BYTES
+    )
     return _b32(raw)
 
 
@@ -43,7 +74,7 @@ def message_id_from_bytes(raw: bytes) -> str:
 
 
 def partition_of(message_id: str) -> str:
-    """The seller partition a message id lives in."""
+    """The message partition a message id lives in (its owner's `message_partition`)."""
     return message_id[:8]
 
 

@@ -14,9 +14,10 @@ FollowState = Literal["followed", "not_followed", "blocked"]
 
 
 class MessageRow(TypedDict, total=False):
-    PartitionKey: str  # the seller's partition
+    PartitionKey: str  # the message partition (shared.core.ids.partition_of)
     RowKey: str  # the message id
-    seller: str
+    owner: str  # the seller's key (shared.core.ids.seller_key): whose message it is
+    seller: str  # the seller's address: display, and the mailbox it leaves from
     subject: str
     template_id: str
     to: str  # JSON list of addresses, as are cc and bcc
@@ -28,9 +29,11 @@ class MessageRow(TypedDict, total=False):
     created_at: str
     send_at: str  # scheduled time ("" once sent now)
     sent_at: str
-    internet_message_id: str
+    internet_message_id: str  # of the first copy, for a message sent individually
     conversation_id: str
     provider_id: str  # the message's id in the seller's mailbox (Graph)
+    send_individually: bool  # one copy per recipient (shared.messages.copies)
+    copies: str  # JSON list, once sent individually: copy, address, ids (SentCopy)
     regarding: str  # JSON: the CRM record the message is about
     attachments: str  # JSON list: index, name, content_type, size, followed
     link_count: int
@@ -57,6 +60,7 @@ class MessageRow(TypedDict, total=False):
     clients: str
     first_json: str
     last_json: str
+    by_copy: str
     folded_bucket: str
     # Not columns: the ETag the row was read with (for updates that must not clobber), and
     # the queue time a claim replaced (so the attempt removes both queue rows).
@@ -67,6 +71,13 @@ class MessageRow(TypedDict, total=False):
 def message_row(entity: Mapping[str, Any]) -> MessageRow:
     """A row read from the messages table, typed (a copy: table entities carry metadata)."""
     return cast(MessageRow, dict(entity))
+
+
+def owner_of(row: Mapping[str, Any]) -> str:
+    """The key of the seller a message belongs to: its `owner`. A message made before
+    sellers were keyed by id has none until the migration sets it; things made for it
+    meanwhile (alerts) are keyed by its partition, and the migration moves them."""
+    return str(row.get("owner") or row["PartitionKey"])
 
 
 def kpi_columns(columns: Mapping[str, Any]) -> MessageRow:

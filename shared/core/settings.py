@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.core.vocabulary import COUNTED_BY_DEFAULT, EventClass, counted_set
+from shared.core.vocabulary import COUNTED_BY_DEFAULT, LEGACY_PROXY, EventClass, counted_set
 
 # Well-known development values. They are fine on a laptop and refused anywhere else.
 DEV_TOKEN_KEY = "local-development-tracking-key-do-not-use-in-azure"  # noqa: S105
@@ -25,6 +25,9 @@ _PLACEHOLDERS = {DEV_TOKEN_KEY, DEV_AUTH_KEY, "changethis", "secret", ""}
 # any other URL-like reference, an unresolved App Service Key Vault reference, an unexpanded
 # ${...}. Long enough to pass as a key, it would sign links nothing else can verify.
 _KEY_REFERENCE = re.compile(r"([a-z][a-z0-9+.-]*://|@Microsoft\.KeyVault\(|\$\{)", re.IGNORECASE)
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class Settings(BaseSettings):
@@ -90,6 +93,10 @@ class Settings(BaseSettings):
     max_attachments: int = 10
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_total_attachment_bytes: int = 25 * 1024 * 1024
+    # Copies of one message sent individually (one per recipient). Exchange Online sends at
+    # most 30 messages a minute from a mailbox: 25 leaves room for the seller's other mail,
+    # and one send attempt (about three Graph requests a copy) stays well inside its lease.
+    max_individual_copies: int = 25
     attachment_link_minutes: int = 10
 
     # How often recorded events are folded into KPIs, and how long a time bucket is left open
@@ -98,12 +105,36 @@ class Settings(BaseSettings):
     fold_grace_seconds: int = 30
     # First-open alerts (without waiting for the fold) and webhook deliveries.
     alert_schedule: str = "*/5 * * * * *"
+    # An open that is not clearly a person's waits this long for later evidence (a scanner's
+    # link sweep) before its alert; a clear one alerts at once (docs/measurement.md).
+    alert_wait_seconds: int = Field(default=60, ge=0, le=900)
+    # For this long after an event, a later fold may re-label it as new evidence arrives
+    # (KPIs, timeline and alerts follow); after it, labels are final.
+    revision_seconds: int = Field(default=600, ge=0, le=3600)
 
     # Telemetry to Application Insights (shared/core/telemetry.py); none when unset.
     applicationinsights_connection_string: SecretStr | None = None
+    # Log levels (shared/core/logs.py): the app's own loggers, and the libraries' (the storage
+    # SDK logs every request at INFO).
+    log_level: LogLevel = "INFO"
+    azure_log_level: LogLevel = "WARNING"
     # Which classes of events the headline opens, clicks and attachment views count
     # (docs/measurement.md); every class is shown beside them either way.
     counted_classes: list[EventClass] = Field(default_factory=lambda: [*COUNTED_BY_DEFAULT])
+
+    @field_validator("counted_classes", mode="before")
+    @classmethod
+    def _legacy_proxy_class(cls, value: object) -> object:
+        """ "privacy_proxy" (before prefetches were told apart) still means both proxies."""
+        if isinstance(value, list) and LEGACY_PROXY in value:
+            rest = [v for v in value if v != LEGACY_PROXY]
+            return [*rest, *(c for c in ("proxy_open", "prefetch") if c not in rest)]
+        return value
+
+    @field_validator("log_level", "azure_log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("token_keys")
     @classmethod

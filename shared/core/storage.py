@@ -45,7 +45,9 @@ TEMPLATES_TABLE = "templates"
 TEMPLATE_STATS_TABLE = "templatestats"
 WEBHOOKS_TABLE = "webhooks"
 IDEMPOTENCY_TABLE = "idempotency"
+SELLERS_TABLE = "sellers"  # where older messages of a seller live (shared.core.sellers)
 TABLES = (
+    SELLERS_TABLE,
     IDEMPOTENCY_TABLE,
     WEBHOOKS_TABLE,
     ALERTS_TABLE,
@@ -188,6 +190,10 @@ class Store:
     @cached_property
     def template_stats(self) -> TableClient:
         return self.table_service.get_table_client(TEMPLATE_STATS_TABLE)
+
+    @cached_property
+    def sellers(self) -> TableClient:
+        return self.table_service.get_table_client(SELLERS_TABLE)
 
     async def read_sas_url(
         self, container: str, blob: str, *, minutes: int, now: datetime | None = None

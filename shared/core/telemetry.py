@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 
+from shared.core.logs import configure_logging
 from shared.core.scrubbing import scrubbing_pipeline
 from shared.core.settings import Settings
 
@@ -69,9 +70,11 @@ _exporting = False
 
 
 def configure(settings: Settings, *, meter_provider: metrics.MeterProvider | None = None) -> bool:
-    """Turn telemetry on for this worker: export to Azure Monitor when the connection string
-    is set (once per process), or record on `meter_provider` (tests). False when off."""
+    """Set this worker's log levels (shared.core.logs) and turn telemetry on: export to Azure
+    Monitor when the connection string is set (once per process), or record on
+    `meter_provider` (tests). False when off."""
     global _instruments, _exporting
+    configure_logging(settings)
     if meter_provider is not None:
         _instruments = Instruments(meter_provider)
         return True

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shared.core import sellers
 from shared.core.auth import Seller
 from shared.core.services import Services
 from shared.crm import records
@@ -65,10 +66,11 @@ async def _opens_of(services: Services, seller: Seller, address: str) -> list[da
     """When this recipient opened the seller's mail sent to them alone (latest 50 messages)."""
     rows = [
         row
+        for partition in await sellers.message_partitions(services.store, seller)
         async for row in services.store.messages.query_entities(
-            "PartitionKey eq @pk and seller eq @seller and status eq 'sent'"
+            "PartitionKey eq @pk and owner eq @owner and status eq 'sent'"
             " and to eq @to and cc eq '[]'",
-            parameters={"pk": seller.key, "seller": seller.email, "to": json.dumps([address])},
+            parameters={"pk": partition, "owner": seller.key, "to": json.dumps([address])},
             select=["RowKey", "sent_at"],
         )
     ]

@@ -29,6 +29,25 @@ class RegardingPublic(Public):
     id: str
 
 
+class SellerRefPublic(Public):
+    """Who made a change: the seller's Entra tenant and object id, and their address as it
+    was then (display only)."""
+
+    tenant_id: str
+    object_id: str
+    email: str
+
+
+class RecordChangePublic(Public):
+    """One change to a record's Follow Email or addresses (its creation included)."""
+
+    at: IsoTime
+    by: SellerRefPublic
+    field: Literal["follow_email", "emails"]
+    old: FollowEmail | list[str] | None = Field(description="null when the record was created")
+    new: FollowEmail | list[str]
+
+
 class RecordPublic(Public):
     """A contact, lead or account."""
 
@@ -39,6 +58,10 @@ class RecordPublic(Public):
     address: AddressPublic | None
     follow_email: FollowEmail
     updated_at: IsoTime
+    history: list[RecordChangePublic] | SkipJsonSchema[None] = Field(
+        None,
+        description="one record only: every change to Follow Email and addresses, oldest first",
+    )
 
 
 class RecordListPublic(Public):

@@ -21,6 +21,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from shared.classification.classifier import FIRST_MINUTES_SECONDS
+from shared.classification.message_rules import FLOOD_WINDOW_SECONDS
 from shared.core import telemetry
 from shared.core.ids import partition_of
 from shared.core.services import Services
@@ -47,6 +49,10 @@ logger = logging.getLogger(__name__)
 _CURSOR_KEYS = {"PartitionKey": "fold", "RowKey": "cursor"}
 _MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
 _BATCH = 100  # table transactions take at most 100 operations
+_CONCURRENCY = 32  # messages folded at once in a cycle
+# How far back the message stage looks: floods (10 min), sweeps and bursts (seconds), the
+# first minutes after sending (15 min); revisions look back REVISION_SECONDS.
+_CONTEXT = timedelta(seconds=max(FLOOD_WINDOW_SECONDS, FIRST_MINUTES_SECONDS))
 _CONTEXT_COLUMNS = [
     "RowKey", "kind", "index", "at", "user_agent", "ip", "method", "has_accept", "label", "reasons",
     "copy",
@@ -144,11 +150,18 @@ async def _write_rows(store: Store, message_id: str, events: list[Event]) -> Non
         await store.events.submit_transaction(rows[start : start + _BATCH])
 
 
-async def _folded_events(store: Store, message_id: str, skip: set[str]) -> list[Event]:
-    """The message's events already folded (the context of the message-level stage)."""
+async def _folded_events(
+    store: Store, message_id: str, skip: set[str], since: datetime | None = None
+) -> list[Event]:
+    """The message's events already folded (the context of the message-level stage), all
+    of them or those from `since` on (event ids begin with their time)."""
+    query, parameters = "PartitionKey eq @pk", {"pk": message_id}
+    if since is not None:
+        query += " and RowKey ge @since"
+        parameters["since"] = f"{max(0, int(since.timestamp() * 1000)):012x}"
     found = []
     async for row in store.events.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": message_id}, select=_CONTEXT_COLUMNS
+        query, parameters=parameters, select=_CONTEXT_COLUMNS
     ):
         if row["RowKey"] in skip or row.get("kind") not in ("open", "click", "attachment"):
             continue
@@ -181,6 +194,15 @@ def _recount(
     return replace(fold(Kpis(replies=current.replies), upto, sent_at, counted), folded_bucket=limit)
 
 
+def _opened_before(kpis: Kpis) -> frozenset[str]:
+    """The copies ("" for a message sent to everyone at once) opened by other than a
+    scanner before the context the fold reads (a click after that is not one "without an
+    open")."""
+    tally = kpis.by_class.get("open", {})
+    group = {""} if any(n for label, n in tally.items() if label != "scanner") else set()
+    return frozenset({*group, *(str(c) for c, k in kpis.by_copy.items() if k.opens)})
+
+
 def _taken_back(before: list[Event], after: list[Event], counted: frozenset[str]) -> str:
     """Why opens once counted are not any more: the new class and reasons of the first."""
     now = {e.event_id: e for e in after}
@@ -204,13 +226,25 @@ async def apply_events(
     except ResourceNotFoundError:
         return False
     sent_at = _parse_time(entity.get("sent_at", ""))
-    folded = await _folded_events(store, message_id, {e.event_id for e in events})
     window = timedelta(seconds=services.settings.revision_seconds)
-    labelled = label_message(events, folded, sent_at, int(entity.get("link_count") or 0), window)
-    await _write_rows(store, message_id, [*labelled.new, *labelled.revised])
+    ids = {e.event_id for e in events}
+    # The context the labels need: what the message stage looks back at. A message whose
+    # newest folded event is older than that (most are) needs no read at all.
+    since = min(e.at for e in events) - max(window, _CONTEXT)
+    newest = from_columns(entity).folded_bucket
+    recent = bool(newest) and bucket_start(newest) + timedelta(seconds=BUCKET_SECONDS) >= since
+    folded = await _folded_events(store, message_id, ids, since) if recent else []
+    link_count = int(entity.get("link_count") or 0)
+    opened = _opened_before(from_columns(entity))
+    labelled = label_message(events, folded, sent_at, link_count, window, opened_before=opened)
+    revised = {e.event_id: e for e in labelled.revised}
+    if revised:  # the KPIs are counted again from the whole history (rare: a full read)
+        folded = await _folded_events(store, message_id, ids)
+    # New rows first, revised ones after the KPIs: a crash in between leaves the revised
+    # rows with their old labels, so the retry finds the revision again and counts once.
+    await _write_rows(store, message_id, labelled.new)
     for (kind, label), n in Counter((e.kind, e.label or "unknown") for e in labelled.new).items():
         telemetry.record_events(kind, label, n)
-    revised = {e.event_id: e for e in labelled.revised}
     history = [revised.get(e.event_id, e) for e in folded] + labelled.new
     change = _Change(
         before=[*events, *(e for e in folded if e.event_id in revised)],
@@ -223,11 +257,9 @@ async def apply_events(
             updated = _recount(current, history, sent_at, counted)
         else:
             updated = fold(current, labelled.new, sent_at, counted)
-        if updated == current and not revised:
-            return True
-        await _milestones(services, entity, current, updated, change, now or services.clock())
         if updated == current:
-            return True
+            break
+        await _milestones(services, entity, current, updated, change, now or services.clock())
         patch: dict[str, Any] = {
             "PartitionKey": keys["partition_key"],
             "RowKey": message_id,
@@ -235,14 +267,17 @@ async def apply_events(
         }
         try:
             await update_if_unchanged(store.messages, patch, entity.metadata["etag"])
-            return True
+            break
         except ResourceModifiedError:
             # someone else changed the message: read again and re-fold
             try:
                 entity = await store.messages.get_entity(**keys)
             except ResourceNotFoundError:
                 return False
-    raise RuntimeError("message KPIs kept changing under the fold")
+    else:
+        raise RuntimeError("message KPIs kept changing under the fold")
+    await _write_rows(store, message_id, labelled.revised)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,14 +347,20 @@ async def fold_cycle(
             await _save_cursor(store, cursor, None)
         return FoldReport(cursor, 0, 0, 0, 0)
     total_events = messages = orphans = buckets = 0
+    limit = asyncio.Semaphore(_CONCURRENCY)
+
+    async def apply(message_id: str, items: list[Event]) -> int:
+        async with limit:
+            return 0 if await apply_events(services, message_id, items, moment) else len(items)
+
     for prefix, chunk_end in _chunks(cursor, closed):
         events = [e for e in await list_events(store, prefix) if cursor < e.bucket <= closed]
         by_message: dict[str, list[Event]] = defaultdict(list)
         for event in events:
             by_message[event.message_id].append(event)
-        for message_id, items in by_message.items():
-            if not await apply_events(services, message_id, items, moment):
-                orphans += len(items)
+        async with asyncio.TaskGroup() as group:  # a failure cancels the rest: all redone
+            tasks = [group.create_task(apply(m, items)) for m, items in by_message.items()]
+        orphans += sum(task.result() for task in tasks)
         total_events += len(events)
         messages += len(by_message)
         buckets += len({e.bucket for e in events})

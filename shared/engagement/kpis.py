@@ -223,6 +223,12 @@ class TimelineEntry:
     occurrence: str
     index: int | None = None
     device: str | None = None
+    how: str = ""  # for an open: how we know ("opened in Outlook on Windows")
+    copy: int = 0  # which recipient's copy, for a message sent individually
+
+
+def _entry(kind: str, seen: Occurrence, occurrence: str) -> TimelineEntry:
+    return TimelineEntry(kind, seen.at, occurrence, seen.index, seen.device, seen.how, seen.copy)
 
 
 def timeline(kpis: Kpis, sent_at: datetime | None) -> list[TimelineEntry]:
@@ -232,11 +238,9 @@ def timeline(kpis: Kpis, sent_at: datetime | None) -> list[TimelineEntry]:
     for kind, first in kpis.first.items():
         latest = kpis.last.get(kind, first)
         only = latest == first
-        entries.append(
-            TimelineEntry(kind, first.at, "only" if only else "first", first.index, first.device)
-        )
+        entries.append(_entry(kind, first, "only" if only else "first"))
         if not only:
-            entries.append(TimelineEntry(kind, latest.at, "latest", latest.index, latest.device))
+            entries.append(_entry(kind, latest, "latest"))
     if sent_at is not None:
         entries.append(TimelineEntry("sent", sent_at, "only"))
     entries.sort(key=lambda e: e.at, reverse=True)

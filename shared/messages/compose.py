@@ -19,18 +19,18 @@ from azure.storage.blob import ContentSettings
 from shared.assistant import reminders
 from shared.core.auth import Seller
 from shared.core.errors import Conflict, NotFound
-from shared.core.ids import new_message_id
+from shared.core.ids import new_message_id, partition_of
 from shared.core.rows import FollowState, MessageRow, kpi_columns
 from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.kpis import Kpis, from_columns, to_columns
-from shared.messages import compose_intents, dispatch_queue, idempotency, sending
+from shared.messages import compose_intents, copies, dispatch_queue, idempotency, sending
 from shared.messages.compose_checks import CheckedFile, checked_files
 from shared.messages.models import ComposeIn
 from shared.messages.reading import current_view
 from shared.messages.views import message_view
 from shared.templates import library as template_library
-from shared.tracking.followed_body import FollowedFile, followed_body
+from shared.tracking.followed_body import FollowedFile
 from shared.tracking.links import attachment_blob_name, links_blob_name
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ async def create(
     swept (shared.messages.compose_intents). Sending comes after the commit and always ends in a
     recorded state (shared.messages.sending): a failure to send never fails the compose."""
     files = checked_files(body, services)
-    message_id = new_message_id(seller.email)
+    message_id = new_message_id(seller.key)
     if idempotency_key is not None:
         reserved = await _reserve(services, seller, idempotency_key, body, message_id)
         if isinstance(reserved, Composed):
@@ -108,7 +108,9 @@ async def _reserve(
 ) -> Composed | str:
     """The message id to compose under, or the first answer when a request with this key
     made its message already."""
-    request = idempotency.fingerprint(body.model_dump(mode="json"))
+    # Left out while false, so a key used before the field existed still matches its body.
+    unset = {"send_individually"} if not body.send_individually else None
+    request = idempotency.fingerprint(body.model_dump(mode="json", exclude=unset))
     reserved = await idempotency.reserve(services, seller, key, request, message_id)
     if not reserved.replay:
         return message_id
@@ -135,16 +137,16 @@ async def _with_template(services: Services, seller: Seller, body: ComposeIn) ->
 def _delivered_body(
     services: Services, message_id: str, body: ComposeIn, files: list[CheckedFile]
 ) -> tuple[str, list[str]]:
-    """The HTML that goes out and its followed links (none for an unfollowed message)."""
+    """The HTML that goes out and its followed links (none for an unfollowed message). Sent
+    individually, the first recipient's copy: sending signs each copy from the original."""
     if not body.follow:
         return body.html, []
-    built = followed_body(
+    built = copies.signed_body(
+        services,
+        message_id,
         body.html,
-        message_id=message_id,
-        signer=services.signer,
-        base_url=services.settings.tracking_base_url,
-        own_hosts=[services.settings.tracking_host],
-        files=[FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
+        [FollowedFile(f.index, f.name, len(f.content)) for f in files if f.followed],
+        copy=1 if body.send_individually else 0,
     )
     return built.html, [link.url for link in built.links]
 
@@ -223,8 +225,9 @@ def _message_row(
     link_count: int,
 ) -> MessageRow:
     entity: MessageRow = {
-        "PartitionKey": seller.key,
+        "PartitionKey": partition_of(message_id),
         "RowKey": message_id,
+        "owner": seller.key,
         "seller": seller.email,
         "subject": body.subject,
         "template_id": body.template_id or "",
@@ -236,6 +239,7 @@ def _message_row(
         "created_at": now.isoformat(),
         "sent_at": "",
         "internet_message_id": "",
+        "send_individually": body.send_individually,
         "regarding": body.regarding.model_dump_json() if body.regarding else "",
         "attachments": json.dumps(
             [

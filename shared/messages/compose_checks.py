@@ -1,5 +1,6 @@
 """A compose request checked whole before anything is written: recipients, body or
-template, send time, and attachments decoded and measured against the limits."""
+template, copies sent individually, send time, and attachments decoded and measured against
+the limits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 
 from shared.core.errors import InvalidInput
 from shared.core.services import Services
+from shared.messages.copies import recipients
 from shared.messages.models import ComposeIn
 
 
@@ -56,6 +58,8 @@ def checked_files(body: ComposeIn, services: Services) -> list[CheckedFile]:
         raise InvalidInput("html", "is required unless template_id is given")
     if body.template_id is not None and (body.html or body.subject):
         raise InvalidInput("template_id", "leave subject and html empty to use a template")
+    if body.send_individually:
+        _check_copies(body, services.settings.max_individual_copies)
     if body.send_at is not None:
         check_future(services, body.send_at)
     if len(body.html.encode("utf-8")) > services.settings.max_html_bytes:
@@ -63,6 +67,23 @@ def checked_files(body: ComposeIn, services: Services) -> list[CheckedFile]:
             "html", f"is over {services.settings.max_html_bytes} bytes", too_large=True
         )
     return _decode_attachments(body, services)
+
+
+def _check_copies(body: ComposeIn, limit: int) -> None:
+    """One copy per recipient: at most `limit` of them (each is a message Exchange counts
+    against the mailbox's sending rate), and not from a template, which is rendered for the
+    first recipient only and would greet every other one by the wrong name."""
+    count = len(recipients(body.to, body.cc, body.bcc))
+    if count > limit:
+        raise InvalidInput(
+            "send_individually",
+            f"sends at most {limit} copies; this message has {count} recipients",
+        )
+    if body.template_id is not None and count > 1:
+        raise InvalidInput(
+            "send_individually",
+            "cannot send a template individually: it is rendered for the first recipient only",
+        )
 
 
 def check_future(services: Services, send_at: datetime) -> None:

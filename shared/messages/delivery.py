@@ -37,6 +37,12 @@ class Outgoing:
     subject: str
     html: str
     attachments: list[Attachment] = field(default_factory=list)
+    copy: int = 0  # one recipient's copy (1, 2, ...) of a message sent individually
+
+    @property
+    def delivery_key(self) -> str:
+        """What a backend's "never twice" is keyed on: the message, or one copy of it."""
+        return f"{self.message_id}.{self.copy}" if self.copy else self.message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,8 @@ def to_mime(message: Outgoing, sent_at: datetime, internet_message_id: str) -> E
     mime["Date"] = format_datetime(sent_at)
     mime["Message-ID"] = internet_message_id
     mime["X-Engagement-Message-Id"] = message.message_id
+    if message.copy:
+        mime["X-Engagement-Copy"] = str(message.copy)
     mime.set_content("This message is HTML; open it in a mail client that shows HTML.")
     mime.add_alternative(message.html, subtype="html")
     for item in message.attachments:
@@ -85,8 +93,9 @@ def to_mime(message: Outgoing, sent_at: datetime, internet_message_id: str) -> E
 
 
 class OutboxBackend:
-    """Writes `outbox/{message_id}.eml`; Bcc recipients go in the blob's metadata, as an
-    SMTP envelope would carry them, not in the headers."""
+    """Writes `outbox/{message_id}.eml` (`{message_id}.{copy}.eml` for each copy of a message
+    sent individually); Bcc recipients go in the blob's metadata, as an SMTP envelope would
+    carry them, not in the headers."""
 
     lead = timedelta(0)  # files the message when it is due
 
@@ -101,7 +110,7 @@ class OutboxBackend:
         sent_at = self._clock()
         internet_message_id = make_msgid(domain="engagement.local")
         mime = to_mime(message, sent_at, internet_message_id)
-        blob = self._store.outbox.get_blob_client(f"{message.message_id}.eml")
+        blob = self._store.outbox.get_blob_client(f"{message.delivery_key}.eml")
         try:
             await blob.upload_blob(
                 mime.as_bytes(),

@@ -71,7 +71,7 @@ async def reserve(
     row = {
         "PartitionKey": seller.key,
         "RowKey": _row_key(check_key(key)),
-        "seller": seller.email,
+        "owner": seller.key,
         "fingerprint": body_hash,
         "message_id": message_id,
         "created_at": now.isoformat(),
@@ -89,7 +89,7 @@ async def reserve(
     expired = datetime.fromisoformat(found["created_at"]) < now - timedelta(
         hours=services.settings.idempotency_hours
     )
-    if expired or found.get("seller") != seller.email:
+    if expired or found.get("owner") != seller.key:
         try:
             await update_if_unchanged(table, row, found.metadata["etag"], replace=True)
         except ResourceModifiedError:

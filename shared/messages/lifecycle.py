@@ -20,7 +20,7 @@ from shared.core.rows import MessageRow
 from shared.core.services import Services
 from shared.core.storage import update_if_unchanged
 from shared.engagement.kpis import from_columns
-from shared.messages import dispatch_queue, sending
+from shared.messages import copies, dispatch_queue, sending
 from shared.messages.compose_checks import check_future
 from shared.messages.reading import links_of, load
 from shared.messages.views import message_view
@@ -106,10 +106,34 @@ async def cancel(services: Services, seller: Seller, message_id: str) -> dict[st
         entity["status"] == "sent"
         and send_at is not None
         and send_at > services.clock()
-        and await services.delivery.cancel(entity["seller"], entity.get("provider_id") or "")
+        and await _stop_handed_over(services, entity)
     ):
         await _merge(services, entity, status="cancelled", sent_at="")
     else:
         raise Conflict("only a scheduled message that has not gone out can be cancelled")
     entity["status"] = "cancelled"
     return message_view(entity, from_columns(entity), await links_of(services, entity))
+
+
+async def _stop_handed_over(services: Services, entity: MessageRow) -> bool:
+    """Stop a message handed over with a deferred-send time: every copy of one sent
+    individually. True when nothing had left; Conflict, with the copies that did not leave
+    marked cancelled, when some had."""
+    went = copies.sent(entity)
+    if not went:
+        return await services.delivery.cancel(entity["seller"], entity.get("provider_id") or "")
+    stopped = {
+        c["copy"]: await services.delivery.cancel(entity["seller"], c["provider_id"])
+        for c in went
+        if not c.get("cancelled")
+    }
+    if stopped and all(stopped.values()):
+        return True
+    if any(stopped.values()):
+        for c in went:
+            if stopped.get(c["copy"]):
+                c["cancelled"] = True
+        await _merge(services, entity, copies=copies.column(went))
+        left = sum(not s for s in stopped.values())
+        raise Conflict(f"{left} of {len(went)} copies had gone out; the others were cancelled")
+    return False

@@ -78,6 +78,10 @@ class ComposeIn(BaseModel):
     send: bool = True
     send_at: AwareDatetime | None = None
     reminder: ReminderIn | None = None
+    # One copy per recipient (To, then Cc, then Bcc), each addressed to that recipient alone
+    # with its own tracking links, so opens, clicks and replies say who. The default, one
+    # message to everyone, cannot tell recipients apart.
+    send_individually: bool = False
 
     @field_validator("send_at")
     @classmethod

@@ -81,6 +81,13 @@ class TimelineEntryPublic(Public):
     occurrence: Literal["first", "latest", "only"]
     index: int | None = Field(description="the link's or attachment's index")
     device: str | None
+    how: str | None = Field(
+        description='for an open, how we know: "opened in Outlook on Windows", "opened via '
+        'Gmail — time approximate"'
+    )
+    recipient: str | None = Field(
+        description="whose copy, for a message sent to each recipient separately"
+    )
 
 
 class HistoryEventPublic(Public):
@@ -93,6 +100,24 @@ class HistoryEventPublic(Public):
     class_: EventClass | None = Field(alias="class", description="who made it")
     reasons: list[str]
     counted: bool
+    copy_: int = Field(
+        alias="copy",
+        description="the recipient's copy (1, 2, ...) of a message sent individually; 0 for "
+        "one message to everyone",
+    )
+    recipient: str | None = Field(description="sent individually: whose copy it was")
+
+
+class RecipientCopyPublic(Public):
+    """One recipient's own copy of a message sent individually, and its counted events."""
+
+    copy_: int = Field(alias="copy", description="1, 2, ... in the order To, Cc, Bcc")
+    address: str
+    opens: int
+    first_opened_at: IsoTime | None
+    last_opened_at: IsoTime | None
+    link_clicks: int
+    attachment_views: int
 
 
 class ReminderPublic(Public):
@@ -126,10 +151,17 @@ class MessagePublic(Public):
     failure: str | None = Field(description="why the last attempt failed")
     next_attempt_at: IsoTime | None = Field(description="while `sending`: the next attempt")
     reminder: ReminderPublic | None
+    send_individually: bool = Field(
+        description="one copy per recipient; else one message to everyone, whose recipients "
+        "cannot be told apart"
+    )
     kpis: KpisPublic
     links: list[LinkPublic]
     attachments: list[AttachmentPublic]
     timeline: list[TimelineEntryPublic] = Field(description="newest first")
+    by_recipient: list[RecipientCopyPublic] | SkipJsonSchema[None] = Field(
+        None, description="sent individually: each recipient's copy, in copy order"
+    )
     blocked_recipients: list[RecipientPublic] | SkipJsonSchema[None] = Field(
         None, description="when `blocked`: the recipients who stop it being followed"
     )

@@ -14,6 +14,7 @@ from azure.core.exceptions import (
 )
 
 from shared.classification.message_rules import flooded
+from shared.core import sellers
 from shared.core.auth import Seller
 from shared.core.errors import NotFound
 from shared.core.ids import is_message_id, partition_of
@@ -22,10 +23,11 @@ from shared.core.services import Services
 from shared.crm import preferences
 from shared.engagement.fold import pending_events, read_cursor
 from shared.engagement.kpis import counts, fold, from_columns, occurrence
+from shared.messages import copies
 from shared.messages.listing import check_sort, page
 from shared.messages.views import list_item, message_view, parse_time
 from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
-from shared.tracking.labelling import label_event
+from shared.tracking.labelling import label_message
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +65,16 @@ async def recipient_preferences(
 
 
 async def load(services: Services, seller: Seller, message_id: str) -> MessageRow:
-    """The seller's message, with the ETag it was read with; NotFound for anyone else's."""
-    if not is_message_id(message_id) or partition_of(message_id) != seller.key:
+    """The seller's message, with the ETag it was read with; NotFound for anyone else's.
+    The partition comes from the id (40 bits: two sellers may share one), so the full owner
+    is what decides."""
+    if not is_message_id(message_id):
         raise NotFound("message")
     try:
-        entity = await services.store.messages.get_entity(seller.key, message_id)
+        entity = await services.store.messages.get_entity(partition_of(message_id), message_id)
     except ResourceNotFoundError:
         raise NotFound("message") from None
-    if entity.get("seller") != seller.email:
+    if entity.get("owner") != seller.key:
         raise NotFound("message")
     row = message_row(entity)
     row["etag"] = str(entity.metadata["etag"])
@@ -90,19 +94,23 @@ async def get(
     created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
     after = max(cursor, stored.folded_bucket, bucket_of(created))
     found = await pending_events(services.store, message_id, after, services.clock())
-    pending = None if found is None else [label_event(e, sent_at) for e in found]
+    # Judged together (both stages), as the fold will: a flood of fetches since the last fold
+    # counts the plausible few, not every one.
+    link_count = int(entity.get("link_count") or 0)
+    pending = None if found is None else label_message(found, [], sent_at, link_count).new
     kpis = fold(stored, pending or [], sent_at, services.settings.counted)
     view = message_view(entity, kpis, await links_of(services, entity))
     view["kpis_complete"] = pending is not None
     if full_history:
-        view["history"] = await _history(services, message_id, pending or [], sent_at)
+        view["history"] = await _history(services, entity, pending or [], sent_at)
     return view
 
 
 async def _history(
-    services: Services, message_id: str, pending: list[Event], sent_at: datetime | None
+    services: Services, entity: MessageRow, pending: list[Event], sent_at: datetime | None
 ) -> list[dict[str, Any]]:
     counted = services.settings.counted
+    message_id, recipients = entity["RowKey"], copies.addresses(entity)
     rows = [
         {
             "event": row["kind"],
@@ -116,6 +124,8 @@ async def _history(
             and datetime.fromisoformat(row["at"]) >= sent_at
             and (row["kind"] == "reply" or row.get("label", "") in counted)
             and not flooded((row.get("reasons") or "").split()),
+            "copy": int(row.get("copy") or 0),
+            "recipient": recipients.get(int(row.get("copy") or 0)),
         }
         async for row in services.store.events.query_entities(
             "PartitionKey eq @pk", parameters={"pk": message_id}
@@ -134,6 +144,8 @@ async def _history(
                     "class": event.label,
                     "reasons": list(event.reasons),
                     "counted": counts(event, sent_at) and event.label in counted,
+                    "copy": event.copy,
+                    "recipient": recipients.get(event.copy),
                 }
             )
     rows.sort(key=lambda r: r["at"], reverse=True)
@@ -157,19 +169,21 @@ async def list_messages(
     follow_state: str,
 ) -> dict[str, Any]:
     """The seller's followed emails with their KPI columns, sorted and paged."""
-    query = "PartitionKey eq @pk and seller eq @seller"
-    parameters = {"pk": seller.key, "seller": seller.email}
+    query = "PartitionKey eq @pk and owner eq @owner"
+    parameters = {"owner": seller.key}
     if follow_state != "any":
         query += " and follow_state eq @state"
         parameters["state"] = follow_state
     # Table storage cannot sort by a KPI: read only each row's key and sort column (most of a
     # large list's cost is turning wide rows into entities), sort and page those, then read
-    # the page's rows whole.
+    # the page's rows whole. A seller's messages are in their own partition, and older ones
+    # in the partition of the address they were sent from (shared.core.sellers).
     check_sort(sort)
     keys = [
         row
+        for partition in await sellers.message_partitions(services.store, seller)
         async for row in services.store.messages.query_entities(
-            query, parameters=parameters, select=["RowKey", sort]
+            query, parameters={**parameters, "pk": partition}, select=["RowKey", sort]
         )
     ]
     result = page(keys, sort=sort, order=order, limit=limit, continuation=continuation)
@@ -179,7 +193,7 @@ async def list_messages(
         async with limit_reads:
             try:
                 entity = await services.store.messages.get_entity(
-                    seller.key, row_key, select=LIST_COLUMNS
+                    partition_of(row_key), row_key, select=LIST_COLUMNS
                 )
             except ResourceNotFoundError:
                 return None  # gone between the two reads

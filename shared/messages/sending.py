@@ -10,6 +10,11 @@ is waiting out its backoff, is taken again by the dispatch cycle once its lease 
 and the backend's "never twice" (the stamped draft) makes the retry safe. After
 `send_max_attempts` transient failures, or one permanent failure, the message is `failed`
 with the reason; the seller may send it again.
+
+A message sent individually goes out as one copy per recipient (shared.messages.copies), each
+signed when it leaves and delivered once: "never twice" holds per copy, so an attempt after
+copy 2 failed records copy 1 as sent and delivers only the copies still to go. A failure of
+any copy is the message's, through the same retry and backoff.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
 from shared.core.storage import update_if_unchanged
 from shared.crm import preferences
-from shared.messages import dispatch_queue, sent_index
-from shared.messages.delivery import Attachment, Outgoing
+from shared.messages import copies, dispatch_queue, sent_index
+from shared.messages.delivery import Attachment, Outgoing, Receipt
+from shared.tracking.followed_body import FollowedFile
 from shared.tracking.links import attachment_blob_name
 
 logger = logging.getLogger(__name__)
@@ -41,26 +47,67 @@ async def outgoing(services: Services, entity: MessageRow, *, followed: bool) ->
     """The message as the backend needs it: the delivered body and the direct attachments.
     A message that may no longer be followed goes out as the seller wrote it, every file
     attached directly."""
-    store = services.store
-    message_id = entity["RowKey"]
     name = "body.html" if followed or entity["follow_state"] != "followed" else "original.html"
-    body = await store.message_blobs.download_blob(f"{message_id}/{name}")
-    files = []
-    for item in json.loads(entity["attachments"]):
-        if not item["followed"] or not followed:
-            blob = attachment_blob_name(message_id, item["index"], followed=item["followed"])
-            content = await (await store.attachments.download_blob(blob)).readall()
-            files.append(Attachment(item["name"], item["content_type"], content))
     return Outgoing(
-        message_id=message_id,
+        message_id=entity["RowKey"],
         sender=entity["seller"],
         to=json.loads(entity["to"]),
         cc=json.loads(entity["cc"]),
         bcc=json.loads(entity["bcc"]),
         subject=entity["subject"],
-        html=(await body.readall()).decode("utf-8"),
-        attachments=files,
+        html=await _body(services, entity, name),
+        attachments=await _attached(services, entity, followed=followed),
     )
+
+
+async def outgoing_copies(
+    services: Services, entity: MessageRow, *, followed: bool
+) -> list[Outgoing]:
+    """A message sent individually as its copies, each to its one recipient: signed now from
+    the seller's original for that copy, or as written when the message is not followed (or
+    no longer may be)."""
+    message_id = entity["RowKey"]
+    was_followed = entity["follow_state"] == "followed"  # else body.html is as written
+    html = await _body(services, entity, "original.html" if was_followed else "body.html")
+    signs = followed and was_followed
+    tracked = [
+        FollowedFile(a["index"], a["name"], a["size"])
+        for a in json.loads(entity["attachments"])
+        if a["followed"]
+    ]
+    attached = await _attached(services, entity, followed=followed)
+    return [
+        Outgoing(
+            message_id=message_id,
+            sender=entity["seller"],
+            to=[address],
+            cc=[],
+            bcc=[],
+            subject=entity["subject"],
+            html=copies.signed_body(services, message_id, html, tracked, copy=n).html
+            if signs
+            else html,
+            attachments=attached,
+            copy=n,
+        )
+        for n, address in copies.planned(entity)
+    ]
+
+
+async def _body(services: Services, entity: MessageRow, name: str) -> str:
+    blob = await services.store.message_blobs.download_blob(f"{entity['RowKey']}/{name}")
+    return (await blob.readall()).decode("utf-8")
+
+
+async def _attached(services: Services, entity: MessageRow, *, followed: bool) -> list[Attachment]:
+    """The files attached to the mail itself: every file of a message no longer followed."""
+    files = []
+    for item in json.loads(entity["attachments"]):
+        if not item["followed"] or not followed:
+            blob = attachment_blob_name(entity["RowKey"], item["index"], followed=item["followed"])
+            content = await (await services.store.attachments.download_blob(blob)).readall()
+            files.append(Attachment(item["name"], item["content_type"], content))
+    return files
 
 
 async def _now_blocked(services: Services, entity: MessageRow) -> list[dict[str, Any]]:
@@ -170,20 +217,30 @@ async def attempt(services: Services, entity: MessageRow) -> MessageRow:
     message twice)."""
     message_id = entity["RowKey"]
     send_at = datetime.fromisoformat(entity["send_at"]) if entity.get("send_at") else None
+    messages: list[Outgoing] = []
+    delivered: list[tuple[Outgoing, Receipt]] = []
     try:
         blocked = await _now_blocked(services, entity)
-        message = await outgoing(services, entity, followed=not blocked)
-        receipt = await services.delivery.deliver(message, send_at=send_at)
+        if entity.get("send_individually"):
+            messages = await outgoing_copies(services, entity, followed=not blocked)
+        else:
+            messages = [await outgoing(services, entity, followed=not blocked)]
+        for message in messages:  # one after another: Exchange limits messages per minute
+            delivered.append((message, await services.delivery.deliver(message, send_at=send_at)))
     except Exception as error:  # every failure ends in a recorded state, never a dead end
-        return await _failed_attempt(services, entity, error)
+        where = ""
+        if entity.get("send_individually") and messages:
+            where = f"copy {len(delivered) + 1} of {len(messages)}"
+        return await _failed_attempt(services, entity, error, where)
     # Counted before the status is written, so a crash in between loses nothing: a retry
     # goes through the backend's "never twice" and marks again, idempotently.
     await services.milestones.sent(entity)
+    receipt = delivered[0][1]
     patch: MessageRow = {
         "PartitionKey": entity["PartitionKey"],
         "RowKey": message_id,
         "status": "sent",
-        "sent_at": receipt.sent_at.isoformat(),
+        "sent_at": min(r.sent_at for _, r in delivered).isoformat(),
         "internet_message_id": receipt.internet_message_id,
         "conversation_id": receipt.conversation_id,
         "provider_id": receipt.provider_id,
@@ -191,16 +248,25 @@ async def attempt(services: Services, entity: MessageRow) -> MessageRow:
         "failure": "",
         "next_attempt_at": "",
     }
+    if entity.get("send_individually"):
+        patch["copies"] = copies.column(copies.entry(m.copy, m.to[0], r) for m, r in delivered)
     if blocked:
         patch.update(_unfollowed(blocked))
     await services.store.messages.update_entity(dict(patch), mode=UpdateMode.MERGE)
-    await sent_index.record(services, entity, receipt.internet_message_id, receipt.conversation_id)
+    for message, sent in delivered:  # a reply to any copy finds the message
+        await sent_index.record(
+            services, entity, sent.internet_message_id, sent.conversation_id, copy=message.copy
+        )
     await dispatch_queue.unqueue(services, entity)
     return patch
 
 
-async def _failed_attempt(services: Services, entity: MessageRow, error: Exception) -> MessageRow:
+async def _failed_attempt(
+    services: Services, entity: MessageRow, error: Exception, where: str = ""
+) -> MessageRow:
     failure = describe_failure(error)
+    if where:  # which copy of a message sent individually
+        failure = Failure(failure.transient, f"{failure.reason}, sending {where}")
     attempts = int(entity.get("attempts") or 0) + 1
     now = services.clock()
     patch: MessageRow = {

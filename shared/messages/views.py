@@ -9,7 +9,8 @@ from typing import Any
 
 from shared.core.rows import MessageRow
 from shared.core.vocabulary import EVENT_CLASSES, current_class
-from shared.engagement.kpis import Kpis, timeline
+from shared.engagement.kpis import CopyKpis, Kpis, timeline
+from shared.messages import copies
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -28,6 +29,7 @@ def message_view(
     attachments = json.loads(entity.get("attachments") or "[]")
     sent_at = parse_time(entity.get("sent_at"))
     followed = entity["follow_state"] == "followed"
+    recipients = copies.addresses(entity)
     view: dict[str, Any] = {
         "id": entity["RowKey"],
         "status": entity["status"],
@@ -46,6 +48,7 @@ def message_view(
         "failure": entity.get("failure") or None,
         "next_attempt_at": entity.get("next_attempt_at") or None,
         "reminder": json.loads(entity["reminder"]) if entity.get("reminder") else None,
+        "send_individually": bool(entity.get("send_individually")),
         "kpis": kpis_view(kpis),
         "links": [
             {"index": i, "url": url, "clicks": kpis.clicks_by_link.get(i, 0)}
@@ -68,15 +71,38 @@ def message_view(
                 "occurrence": t.occurrence,
                 "index": t.index,
                 "device": t.device,
+                "how": t.how or None,
+                "recipient": recipients.get(t.copy),
             }
             for t in timeline(kpis, sent_at)
         ],
     }
+    if view["send_individually"]:
+        view["by_recipient"] = recipient_rows(entity, kpis)
     if entity.get("blocked"):
         view["blocked_recipients"] = json.loads(entity["blocked"])
     if html is not None:
         view["html"] = html
     return view
+
+
+def recipient_rows(entity: MessageRow, kpis: Kpis) -> list[dict[str, Any]]:
+    """Each recipient's copy of a message sent individually, with its counted events."""
+    rows = []
+    for copy, address in sorted(copies.addresses(entity).items()):
+        counted = kpis.by_copy.get(copy, CopyKpis())
+        rows.append(
+            {
+                "copy": copy,
+                "address": address,
+                "opens": counted.opens,
+                "first_opened_at": _iso(counted.first.get("open")),
+                "last_opened_at": _iso(counted.last.get("open")),
+                "link_clicks": counted.link_clicks,
+                "attachment_views": counted.attachment_views,
+            }
+        )
+    return rows
 
 
 _KINDS = {"open": "opens", "click": "link_clicks", "attachment": "attachment_views"}

@@ -1,4 +1,5 @@
-"""Command line: `python -m shared.ops.cli dev-token EMAIL | fold | init-storage`."""
+"""Command line: `python -m shared.ops.cli dev-token EMAIL | fold | init-storage |
+migrate-identities ...`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from shared.bootstrap import build_services
@@ -14,6 +17,7 @@ from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
 from shared.engagement.fold import fold_cycle
 from shared.messages.dispatch import dispatch_cycle
+from shared.ops import identities
 from shared.outlook import mailboxes
 
 
@@ -29,6 +33,13 @@ async def _run(args: argparse.Namespace) -> None:
             result = await mailboxes.enrol(services, args.email, args.folder)
         elif args.command == "dispatch":
             result = dataclasses.asdict(await dispatch_cycle(services))
+        elif args.command == "migrate-identities":
+            keys = (
+                identities.read_map(args.map)
+                if args.map
+                else identities.dev_map(await identities.seller_addresses(services.store))
+            )
+            result = dataclasses.asdict(await identities.migrate(services, keys))
         else:
             from shared.outlook.sync import sync_cycle
 
@@ -54,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("email")
     token.add_argument("--hours", type=int, default=12)
     token.add_argument("--admin", action="store_true", help="with the admin app role")
+    token.add_argument(
+        "--object-id",
+        help="the seller's id (a GUID); by default one made from the address, always the same",
+    )
     commands.add_parser("fold", help="run one fold cycle now")
     enrol = commands.add_parser("enrol", help="enrol a seller's mailbox")
     enrol.add_argument("email")
@@ -62,10 +77,27 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("retry", help="retry failed items now")
     commands.add_parser("dispatch", help="hand over scheduled mail that is due now")
     commands.add_parser("init-storage", help="create the containers and tables")
+    migration = commands.add_parser(
+        "migrate-identities",
+        help="key data written before sellers had ids by their Entra id (docs/admin.md)",
+    )
+    source = migration.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--map", type=Path, help="CSV file with the columns email, tenant_id, object_id"
+    )
+    source.add_argument(
+        "--dev", action="store_true", help="the development ids of `dev-token` (local data)"
+    )
     args = parser.parse_args(argv)
     if args.command == "dev-token":
         roles = (ADMIN_ROLE,) if args.admin else ()
-        print(make_dev_token(get_settings(), args.email, hours=args.hours, roles=roles))
+        try:
+            bearer = make_dev_token(
+                get_settings(), args.email, hours=args.hours, roles=roles, object_id=args.object_id
+            )
+        except ValueError as error:
+            sys.exit(f"dev-token: {error}")
+        print(bearer)
     elif args.command == "init-storage":
         asyncio.run(_init_storage())
     else:

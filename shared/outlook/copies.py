@@ -9,7 +9,7 @@ import logging
 from azure.data.tables import UpdateMode
 
 from shared.core.errors import NotFound
-from shared.core.ids import seller_key
+from shared.core.ids import mailbox_key
 from shared.core.services import Services
 from shared.outlook.activities import ACTIVITY, Cycle
 from shared.outlook.categories import CategoryChange
@@ -42,7 +42,7 @@ async def link_copies(cycle: Cycle) -> None:
                 )
                 await services.store.mailboxes.upsert_entity(
                     {
-                        "PartitionKey": seller_key(other),
+                        "PartitionKey": mailbox_key(other),
                         "RowKey": f"trk-{key}",
                         "graph_id": copy.id,
                         "method": row["method"],

@@ -1,8 +1,9 @@
 """Sending followed mail from the seller's own Outlook mailbox: draft, then send.
 
-Never twice: each draft carries our message id in an extended property, and delivery looks
-for it before creating one, so a crash between creating and sending, or a doubled timer,
-sends the existing draft (or notices it already went) instead of making a second.
+Never twice: each draft carries our message id (with the copy number, for one recipient's copy
+of a message sent individually) in an extended property, and delivery looks for it before
+creating one, so a crash between creating and sending, or a doubled timer, sends the existing
+draft (or notices it already went) instead of making a second.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class GraphDelivery:
         graph = self._graph()
         mailbox = message.sender
         deferred = send_at if send_at is not None and send_at > self._clock() else None
-        existing = await find_stamped(graph, mailbox, message.message_id)
+        existing = await find_stamped(graph, mailbox, message.delivery_key)
         if existing is not None and existing.is_draft is False:
             return self._receipt(existing, deferred)  # it went already: record, do not resend
         draft = existing or await create_draft(graph, mailbox, message, send_at=deferred)

@@ -38,8 +38,9 @@ from shared.outlook.categories import same_name
 from shared.outlook.graph_client import Graph
 from shared.outlook.items import EventItem, MailItem, parse_event, parse_message
 
-# Our message id on every draft we create, so a retry finds the draft instead of making a
-# second one. A named string property in our own property set (a fixed GUID).
+# Our message id on every draft we create ("{id}.{copy}" for one recipient's copy), so a retry
+# finds the draft instead of making a second one. A named string property in our own property
+# set (a fixed GUID).
 STAMP_PROPERTY = "String {6f1d4c2a-8d3e-4b7a-9c55-1e2f3a4b5c6d} Name EngagementMessageId"
 # PidTagDeferredSendTime: Exchange holds the sent message until this time.
 DEFERRED_SEND_PROPERTY = "SystemTime 0x3FEF"
@@ -110,10 +111,11 @@ async def create_draft(
     graph: Graph, mailbox: str, outgoing: Outgoing, *, send_at: datetime | None = None
 ) -> Message:
     """A draft in the seller's mailbox, stamped with our id (and deferred, if send_at)."""
-    properties = [SingleValueLegacyExtendedProperty(id=STAMP_PROPERTY, value=outgoing.message_id)]
+    stamp = SingleValueLegacyExtendedProperty(id=STAMP_PROPERTY, value=outgoing.delivery_key)
+    properties = [stamp]
     if send_at is not None:
-        stamp = send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        properties.append(SingleValueLegacyExtendedProperty(id=DEFERRED_SEND_PROPERTY, value=stamp))
+        when = send_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        properties.append(SingleValueLegacyExtendedProperty(id=DEFERRED_SEND_PROPERTY, value=when))
     draft = Message(
         subject=outgoing.subject,
         body=ItemBody(content_type=BodyType.Html, content=outgoing.html),

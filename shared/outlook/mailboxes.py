@@ -13,7 +13,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.core.errors import InvalidInput, NotFound
-from shared.core.ids import seller_key
+from shared.core.ids import mailbox_key
 from shared.core.services import Services
 
 _STATE = "state"
@@ -42,7 +42,7 @@ class Mailbox:
 
     @property
     def key(self) -> str:
-        return seller_key(self.email)
+        return mailbox_key(self.email)
 
     def to_entity(self) -> dict[str, Any]:
         row = asdict(self)
@@ -84,7 +84,7 @@ async def enrol(services: Services, email: str, folders: list[str]) -> dict[str,
 
 async def load(services: Services, email: str) -> Mailbox:
     try:
-        row = await services.store.mailboxes.get_entity(seller_key(email), _STATE)
+        row = await services.store.mailboxes.get_entity(mailbox_key(email), _STATE)
     except ResourceNotFoundError:
         raise NotFound("mailbox") from None
     return Mailbox.from_entity(row)

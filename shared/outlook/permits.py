@@ -31,7 +31,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, ContainerClient
 
-from shared.core.ids import seller_key
+from shared.core.ids import mailbox_key
 from shared.core.storage import GRAPH_PERMITS
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class MailboxPermits:
     async def hold(self, mailbox: str, wanted: int = 1) -> AsyncIterator[int]:
         """Hold between 1 and `wanted` of the mailbox's permits (waiting for the first only);
         yields how many are held."""
-        key = seller_key(mailbox)
+        key = mailbox_key(mailbox)
         pool = self._pools.setdefault(key, _Pool(asyncio.Semaphore(self.size)))
         leases: list[_Lease] = []
         try:

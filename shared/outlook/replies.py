@@ -49,15 +49,15 @@ def is_automatic(headers: Mapping[str, str], subject: str | None) -> bool:
     return bool(_AUTO_SUBJECT.match(subject or ""))
 
 
-async def load_followed(services: Services, seller_partition: str) -> dict[str, dict[str, str]]:
-    """The seller's sent mail by Internet message id and by conversation ("imid", "conv"),
-    read once per cycle: a cycle then matches thousands of messages without a storage call
-    each."""
+async def load_followed(services: Services, mailbox: str) -> dict[str, dict[str, str]]:
+    """The mail sent from a mailbox (its key) by Internet message id and by conversation
+    ("imid", "conv"), read once per cycle: a cycle then matches thousands of messages
+    without a storage call each."""
     index: dict[str, dict[str, str]] = {"imid": {}, "conv": {}}
     for kind, found in index.items():
         rows = services.store.message_index.query_entities(
             "PartitionKey eq @pk",
-            parameters={"pk": index_partition(kind, seller_partition)},
+            parameters={"pk": index_partition(kind, mailbox)},
             select=["RowKey", "message_id"],
         )
         async for row in rows:

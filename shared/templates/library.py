@@ -1,9 +1,10 @@
 """The organisation's email templates: stored, listed with how each performs, and applied
 at compose.
 
-Templates are the organisation's, shared by its sellers (the creator is recorded, and only
-they or an admin may change one). A template's HTML can be up to 200 kB, more than one table
-column holds, so it is stored in chunks on the template's row: reading a template is one call.
+Templates are the organisation's, shared by its sellers (the creator is recorded by id, their
+address beside it for display, and only they or an admin may change one). A template's HTML
+can be up to 200 kB, more than one table column holds, so it is stored in chunks on the
+template's row: reading a template is one call.
 
 Per-template counts are kept in the `templatestats` table, one partition per template: a
 marker row per message and event (`sent-{message}`, `opened-{message}`, `replied-{message}`)
@@ -146,6 +147,7 @@ async def create(services: Services, seller: Seller, body: TemplateIn) -> dict[s
         "name": body.name,
         "subject": body.subject,
         "created_by": seller.email,
+        "created_by_id": seller.key,
         "created_at": now,
         "updated_at": now,
         "archived": False,
@@ -166,7 +168,7 @@ async def get(services: Services, template_id: str) -> dict[str, Any]:
 
 
 def _check_owner(seller: Seller, row: Any) -> None:
-    if row["created_by"] != seller.email and ADMIN_ROLE not in seller.roles:
+    if row.get("created_by_id") != seller.key and ADMIN_ROLE not in seller.roles:
         raise Forbidden("only the template's creator or an admin can change it")
 
 
@@ -297,3 +299,52 @@ async def mark(store: Store, template_id: str, message_id: str, what: Marker) ->
                 continue  # another mark moved that counter first: try again, maybe elsewhere
             raise
     raise RuntimeError("template counts kept changing while marking a message")
+
+
+async def unmark(store: Store, template_id: str, message_id: str, what: Marker) -> bool:
+    """Take back a message's mark (a later fold judged its only opens a scanner's); True if
+    this call took it back. The marker and one counter shard's decrement go in together, so
+    the sum over the shards stays the number of markers."""
+    if what not in MARKERS:
+        raise ValueError(f"unknown marker {what!r}")
+    if not template_id:
+        return False
+    table = store.template_stats
+    marker = ("delete", {"PartitionKey": template_id, "RowKey": f"{what}-{message_id}"})
+    for attempt in range(_MARK_TRIES):
+        if attempt:
+            await asyncio.sleep(secrets.randbelow(10 * min(attempt, 10)) / 1000)
+        shards = [
+            row
+            async for row in table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                parameters={"pk": template_id, "lo": _COUNTS, "hi": f"{_COUNTS}~"},
+            )
+            if int(row.get(what) or 0) > 0
+        ]
+        if not shards:
+            return False  # no count to take back: it was never marked
+        row = shards[secrets.randbelow(len(shards))]
+        counter = (
+            "update",
+            {"PartitionKey": template_id, "RowKey": row["RowKey"], what: int(row[what]) - 1},
+            {
+                "mode": UpdateMode.MERGE,
+                "etag": row.metadata["etag"],
+                "match_condition": MatchConditions.IfNotModified,
+            },
+        )
+        try:
+            await table.submit_transaction([marker, counter])
+            return True
+        except TableTransactionError as exc:
+            code = getattr(exc, "error_code", None)  # set by the SDK, not declared
+            if exc.index == 0 and code in (
+                TableErrorCode.RESOURCE_NOT_FOUND,
+                TableErrorCode.ENTITY_NOT_FOUND,
+            ):
+                return False  # not marked (or taken back already)
+            if exc.index == 1 and code == TableErrorCode.UPDATE_CONDITION_NOT_SATISFIED:
+                continue  # another mark moved that counter first: try again
+            raise
+    raise RuntimeError("template counts kept changing while unmarking a message")

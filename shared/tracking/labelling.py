@@ -68,12 +68,15 @@ def label_message(
     sent_at: datetime | None,
     link_count: int,
     window: timedelta = timedelta(0),
+    *,
+    opened_before: frozenset[str] = frozenset(),
 ) -> Labelled:
     """`new` labelled with both stages, judged together with the message's events already
     folded. A folded event within `window` of the newest new event is still open to
     revision: judged afresh, it takes its new label when later evidence (a sweep seconds
     after a scanner's pixel fetch) moves it towards "scanner"; older ones keep the labels
-    they were counted with. Pure."""
+    they were counted with. `opened_before` names the copies opened before the folded events
+    given (when only the recent ones are). Pure."""
     networks = default_networks()
     newest = max((e.at for e in new), default=None)
     open_to_revision = [
@@ -91,7 +94,9 @@ def label_message(
         (signals, classify_event(signals, networks))
         for signals in (signals_of(e, sent_at) for e in new)
     ]
-    verdicts = classify_message(pairs, MessageContext(link_count=link_count))
+    verdicts = classify_message(
+        pairs, MessageContext(link_count=link_count, opened_before=opened_before)
+    )
     revised = []
     for event, revisable, verdict in zip(folded, open_to_revision, verdicts, strict=False):
         before = current_class(event.label, event.reasons)

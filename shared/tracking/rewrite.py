@@ -57,8 +57,9 @@ _EQUALS = r"[\t\n\f\r ]*+=[\t\n\f\r ]*+"
 _VALUE = r"""(?:"[^"]*+"|'[^']*+'|(?!["'])[^\t\n\f\r >]*+)"""
 # One attribute as the HTML5 tokenizer reads it: a quote only opens a value right after "=",
 # so `<a title=x"y>` ends at its ">", and `<a title="a>b">` does not end early.
-_ATTR = rf"(?:{_EQUALS}{_VALUE}|(?![\t\n\f\r ]*=))"
-_ATTRS = rf"(?:[\t\n\f\r /]*+{_NAME}{_ATTR})*+[\t\n\f\r /]*+"
+# The commonest form, `="..."` right after the name, is tried first: one cheap test.
+_ATTR = rf"""(?:="[^"]*+"|{_EQUALS}{_VALUE}|(?![\t\n\f\r ]*=))"""
+_ATTRS = rf"[\t\n\f\r /]*+(?:{_NAME}{_ATTR}[\t\n\f\r /]*+)*+"
 _HREF = _any_case("href")
 _BODY = rf"{_any_case('body')}{_END_NAME}"
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
@@ -66,17 +67,24 @@ _LINK_NAMES = rf"{_any_case('a')}(?:{_any_case('rea')})?{_END_NAME}|{_any_case('
 
 
 def _ordinary_start() -> str:
-    """The first letter of a start tag that neither carries a link nor holds raw text.
+    """The first letters of a start tag that neither carries a link nor holds raw text.
 
     Alternatives that each begin with a character class let the regex engine reject most of
-    them on one character, which matters: this runs for every tag of the document.
+    them on one character, which matters: this runs for every tag of the document. A first
+    letter that special names begin with is taken with the next character when that begins
+    none of them (``<td``, ``<span``, ``<img``), without a look-ahead.
     """
     by_first: dict[str, list[str]] = {}
     for name in ("a", "area", *_RAW_TEXT, "plaintext"):
         by_first.setdefault(name[0], []).append(name[1:])
-    special = {*by_first, "v"}
-    plain = "".join(c + c.upper() for c in ascii_lowercase if c not in special)
-    alternatives = [f"[{plain}]", f"{_any_case('v')}(?!:)"]
+    seconds = {first: {rest[0] for rest in rests if rest} for first, rests in by_first.items()}
+    seconds["v"] = {":"}  # v: starts a VML element, which may carry a link
+    plain = "".join(c + c.upper() for c in ascii_lowercase if c not in seconds)
+    alternatives = [f"[{plain}]"]
+    for first, chars in seconds.items():
+        excluded = "".join(c + c.upper() if c.isalpha() else c for c in sorted(chars))
+        alternatives.append(rf"{_any_case(first)}[^{excluded}\t\n\f\r />]")
+    alternatives.append(f"{_any_case('v')}(?!:)")
     for first, rests in by_first.items():
         names = "|".join(_any_case(rest) for rest in rests)
         alternatives.append(f"{_any_case(first)}(?!(?:{names}){_END_NAME})")
@@ -95,17 +103,31 @@ _COMMENT_BODY = r"(?:[^-]++|-(?!-!?>))*+"
 # "<![endif]-->". Its inside is markup for Outlook, so it is scanned like the rest.
 _CONDITIONAL = rf"\[if\b[^\]]*\]>(?={_COMMENT_BODY}(?<=<!\[endif\])--!?>)"
 
+# A conditional comment with no "<a", "<area" or "<v:" inside (nor "<A", "<V"), so that no
+# reading of its inside finds a link: passed over whole rather than scanned apart, which is
+# most of them (Outlook's table scaffolding). The look-ahead requires the first "<!" inside
+# to be "<![endif]-->" with no such tag before it; the rest runs to the first "-->" or "--!>"
+# and requires it to be that same one, as _CONDITIONAL does. Both search for one character
+# at a time, which the regex engine does fast; "<<" and other "<!" are left to the general
+# path below.
+_PLAIN_CONDITIONAL = (
+    r"!--\[if\b[^\]]*\]>(?=[^<]*+(?:<[^aAvV!<][^<]*+|<(?=<))*+<!\[endif\]--!?>)"
+    r"[^>]*+(?:(?<!--)(?<!--!)>[^>]*+)*+(?:(?<=<!\[endif\]--)|(?<=<!\[endif\]--!))>"
+)
+
 # All the scanner needs, as one regex matched again and again from where the last match
 # ended. The first part passes over text, tags that cannot carry a link we follow, end tags,
-# comments, raw-text elements, the opening of a conditional comment (its inside is markup),
-# doctype and bogus comments. Then comes a link-bearing tag with the span of its first href
-# (browsers ignore later duplicates), the start of a conditional comment, or </body>. Nothing
-# there means the end of the input or a construct left open until the end.
+# plain conditional comments, other comments, raw-text elements, the opening of any other
+# conditional comment (its inside is markup), doctype and bogus comments. Then comes a
+# link-bearing tag with the span of its first href (browsers ignore later duplicates), the
+# start of a conditional comment, or </body>. Nothing there means the end of the input or a
+# construct left open until the end.
 _TOKEN = re.compile(
     r"[^<]*+(?:<(?:"
     rf"/(?!{_BODY})[A-Za-z][^\t\n\f\r />]*+{_ATTRS}>"
     rf"|{_ordinary_start()}[^\t\n\f\r />]*+{_ATTRS}>"
     rf"|{_RAW_ELEMENTS}"
+    rf"|{_PLAIN_CONDITIONAL}"
     rf"|!--(?!{_CONDITIONAL})(?:-?>|{_COMMENT_BODY}--!?>)"
     r"|/(?![A-Za-z])[^>]*+>"
     r"|!(?!--)[^>]*+>"

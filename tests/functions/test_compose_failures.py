@@ -19,8 +19,7 @@ from azure.data.tables import UpdateMode
 
 from functions.http_app import create_app
 from shared.bootstrap import build_services
-from shared.core.auth import make_dev_token
-from shared.core.ids import seller_key
+from shared.core.auth import dev_seller, make_dev_token
 from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ATTACHMENTS, MESSAGE_BLOBS, OUTBOX
@@ -122,7 +121,9 @@ async def test_ordinary_unicode_in_a_subject_still_goes_out(
 async def outbox_mails(services: Services, email: str) -> list[str]:
     """The delivered .eml files of one seller's messages (named by message id)."""
     container = services.store.blob_service.get_container_client(OUTBOX)
-    return [n async for n in container.list_blob_names(name_starts_with=seller_key(email))]
+    return [
+        n async for n in container.list_blob_names(name_starts_with=dev_seller(email).partition)
+    ]
 
 
 async def blobs_of(services: Services, email: str) -> set[str]:
@@ -130,7 +131,7 @@ async def blobs_of(services: Services, email: str) -> set[str]:
     names = set()
     for container in (MESSAGE_BLOBS, ATTACHMENTS):
         client = services.store.blob_service.get_container_client(container)
-        async for name in client.list_blob_names(name_starts_with=seller_key(email)):
+        async for name in client.list_blob_names(name_starts_with=dev_seller(email).partition):
             names.add(name.split("/", 1)[0])
     return names
 
@@ -139,7 +140,7 @@ async def message_rows(services: Services, email: str) -> list[dict[str, Any]]:
     return [
         dict(r)
         async for r in services.store.messages.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": seller_key(email)}
+            "PartitionKey eq @pk", parameters={"pk": dev_seller(email).partition}
         )
     ]
 
@@ -317,7 +318,11 @@ async def test_a_message_that_cannot_be_built_fails_once_instead_of_every_cycle(
     assert created.status_code == 201, created.text
     message_id = created.json()["id"]
     await services.store.messages.update_entity(
-        {"PartitionKey": seller_key(email), "RowKey": message_id, "subject": "Your\x0bquote"},
+        {
+            "PartitionKey": dev_seller(email).partition,
+            "RowKey": message_id,
+            "subject": "Your\x0bquote",
+        },
         mode=UpdateMode.MERGE,
     )
     clock.advance(3 * 60)

@@ -11,16 +11,18 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.data.tables import UpdateMode
 from azure.functions.timer import TimerRequest
 
 import shared.core.auth
 import shared.core.services
+from shared.core.ids import partition_of
 from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
 from shared.crm import records
@@ -97,7 +99,12 @@ async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, 
     await ensure_storage(services.store)
     token = shared.core.auth.make_dev_token(services.settings, "glue@contoso.example")
     customer = compose_body()["to"][0]
-    await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
+    await records.create(
+        services,
+        shared.core.auth.dev_seller("glue@contoso.example"),
+        "contact",
+        records.RecordIn(name="C", emails=[customer]),
+    )
     created = await call_http(
         function_app, "POST", "http://localhost/api/messages",
         body=json.dumps(compose_body()).encode(),
@@ -136,19 +143,37 @@ async def test_alert_timer_alerts_on_a_first_open_without_the_fold(
     await ensure_storage(services.store)
     token = shared.core.auth.make_dev_token(services.settings, "glue.alert@contoso.example")
     customer = "glue.customer@fabrikam.example"
-    await records.create(services, "contact", records.RecordIn(name="C", emails=[customer]))
+    await records.create(
+        services,
+        shared.core.auth.dev_seller("glue@contoso.example"),
+        "contact",
+        records.RecordIn(name="C", emails=[customer]),
+    )
     created = await call_http(
         function_app, "POST", "http://localhost/api/messages",
         body=json.dumps(compose_body(to=[customer])).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )  # fmt: skip
-    html = json.loads(created.get_body())["html"]
-    pixel = re.search(r'src="http://track\.test(/t/o/[^"]+)"', html).group(1)  # type: ignore[union-attr]
+    sent = json.loads(created.get_body())
+    pixel = re.search(r'src="http://track\.test(/t/o/[^"]+)"', sent["html"]).group(1)  # type: ignore[union-attr]
+    # The message went out ten minutes ago (this test runs on the real clock): past the
+    # delivery window, an open in Outlook is clearly a person's and alerted at once.
+    await services.store.messages.update_entity(
+        {
+            "PartitionKey": partition_of(sent["id"]),
+            "RowKey": sent["id"],
+            "sent_at": (datetime.now(UTC) - timedelta(minutes=10)).isoformat(),
+        },
+        mode=UpdateMode.MERGE,
+    )
     await call_http(
         function_app,
         "GET",
         f"http://localhost{pixel}",
-        headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328)"},
+        headers={
+            "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328)",
+            "Accept": "image/*",
+        },
     )
     timer = function_app["alert_first_opens"].get_user_function()
     await timer(timer=TimerRequest(past_due=False))
@@ -219,3 +244,15 @@ print(sorted({m.split(".")[0] for m in sys.modules if m.startswith(("msgraph", "
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     import msgraph  # noqa: F401  # the check above could fail: the SDK is installed
+
+
+def test_host_json_keeps_urls_out_of_the_hosts_own_request_telemetry() -> None:
+    """The host's request log (App Insights' requests) carries each URL: tracking tokens in
+    paths, recipients' addresses in queries. The app records requests by route template
+    itself (engagement.http.duration), so the host's is off, with live metrics."""
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    logging = host["logging"]
+    assert logging["logLevel"]["Host.Results"] == "None"
+    insights = logging["applicationInsights"]
+    assert insights["enableLiveMetrics"] is False
+    assert insights["httpAutoCollectionOptions"]["enableHttpTriggerExtendedInfoCollection"] is False

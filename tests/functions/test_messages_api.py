@@ -192,14 +192,17 @@ async def test_list_is_sorted_by_kpis_and_paged(
 
 
 async def test_full_history_lists_every_event_newest_first(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
 ) -> None:
     sent = await compose(client, auth)
     html = sent["html"]
     pixel = html.split('src="http://track.test', 1)[1].split('"', 1)[0]
     click = html.split('href="http://track.test', 1)[1].split('"', 1)[0]
+    # a person, after the delivery window: open, click a minute later, reopen now and then
+    await fold_cycle(services, now=clock.advance(600), grace=services.grace)  # caught up
     for path in (pixel, click, pixel, pixel):
         await client.get(path)
+        clock.advance(60)
     shown = (await client.get(f"/api/messages/{sent['id']}?history=full", headers=auth)).json()
     events = [h["event"] for h in shown["history"]]
     assert sorted(events) == ["click", "open", "open", "open"]

@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from shared.core.auth import ADMIN_ROLE, dev_seller, make_dev_token
+from shared.core.services import Services
+
 
 async def create(
     client: httpx.AsyncClient, auth: dict[str, str], kind: str = "contact", **body: object
@@ -143,3 +146,93 @@ async def test_send_time_advice_uses_the_recipients_working_hours(
         await client.get("/api/advice", params={"to": ["nobody@nowhere.example"]}, headers=auth)
     ).json()
     assert unknown["send_at"] is None and unknown["reason"]
+
+
+def bearer(services: Services, email: str, *, admin: bool = False) -> dict[str, str]:
+    roles = (ADMIN_ROLE,) if admin else ()
+    return {"Authorization": f"Bearer {make_dev_token(services.settings, email, roles=roles)}"}
+
+
+async def test_a_seller_cannot_reverse_another_sellers_opt_out_but_an_admin_can(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    ana = bearer(services, "ana.optout@contoso.example")
+    bruno = bearer(services, "bruno.optout@contoso.example")
+    admin = bearer(services, "it.optout@contoso.example", admin=True)
+    record = await create(
+        client, ana, name="Noor", emails=["noor@fabrikam.example"], follow_email="do_not_allow"
+    )
+    path = f"/api/records/contact/{record['id']}"
+
+    reversed_ = await client.patch(path, json={"follow_email": "allow"}, headers=bruno)
+    assert reversed_.status_code == 403
+    error = reversed_.json()["error"]
+    assert error["field"] == "follow_email" and "admin" in error["message"]
+    assert "do_not_allow to allow" in error["message"]
+    # Removing the address from the record would end that address's opt-out just the same.
+    dropped = await client.patch(path, json={"emails": ["noor@else.example"]}, headers=bruno)
+    assert dropped.status_code == 403 and dropped.json()["error"]["field"] == "emails"
+    own = await client.patch(path, json={"follow_email": "allow"}, headers=ana)
+    assert own.status_code == 403  # the rule is the role, not who set it
+    still = (await client.get(path, headers=bruno)).json()
+    assert still["follow_email"] == "do_not_allow" and still["emails"] == ["noor@fabrikam.example"]
+    preferences = await client.get(
+        "/api/preferences", params={"to": "noor@fabrikam.example"}, headers=bruno
+    )
+    assert preferences.json()["follow_state"] == "blocked"
+
+    # Adding an address widens the opt-out: allowed, and kept in the history.
+    widened = await client.patch(
+        path, json={"emails": ["noor@fabrikam.example", "noor@home.example"]}, headers=bruno
+    )
+    assert widened.status_code == 200, widened.text
+    allowed = await client.patch(path, json={"follow_email": "allow"}, headers=admin)
+    assert allowed.status_code == 200 and allowed.json()["follow_email"] == "allow"
+
+    history = (await client.get(path, headers=ana)).json()["history"]
+    who = [(h["by"]["email"], h["field"], h["old"], h["new"]) for h in history]
+    assert who == [
+        ("ana.optout@contoso.example", "follow_email", None, "do_not_allow"),
+        ("ana.optout@contoso.example", "emails", None, ["noor@fabrikam.example"]),
+        (
+            "bruno.optout@contoso.example",
+            "emails",
+            ["noor@fabrikam.example"],
+            ["noor@fabrikam.example", "noor@home.example"],
+        ),
+        ("it.optout@contoso.example", "follow_email", "do_not_allow", "allow"),
+    ]
+    bruno_id = dev_seller("bruno.optout@contoso.example")
+    assert history[2]["by"]["object_id"] == bruno_id.object_id
+    assert history[2]["by"]["tenant_id"] == bruno_id.tenant_id
+    assert all(h["at"] for h in history) and history == sorted(history, key=lambda h: h["at"])
+
+
+async def test_every_change_to_follow_email_and_addresses_is_in_the_history(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    ana = bearer(services, "ana.history@contoso.example")
+    record = await create(client, ana, name="Sam", emails=["sam@fabrikam.example"])
+    path = f"/api/records/contact/{record['id']}"
+    await client.patch(path, json={"name": "Sam Lee", "address": {"city": "Oslo"}}, headers=ana)
+    await client.patch(path, json={"follow_email": "allow"}, headers=ana)  # no change: no entry
+    assert len((await client.get(path, headers=ana)).json()["history"]) == 2  # the creation's
+    changed = await client.patch(
+        path,
+        json={"follow_email": "do_not_allow", "emails": ["sam@northwind.example"]},
+        headers=ana,
+    )
+    assert changed.status_code == 200
+    fields = [(h["field"], h["old"], h["new"]) for h in changed.json()["history"][2:]]
+    assert sorted(fields, key=str) == sorted(
+        [
+            ("follow_email", "allow", "do_not_allow"),
+            ("emails", ["sam@fabrikam.example"], ["sam@northwind.example"]),
+        ],
+        key=str,
+    )
+    listed = (
+        await client.get("/api/records", params={"email": "sam@northwind.example"}, headers=ana)
+    ).json()["records"]
+    assert [r["id"] for r in listed] == [record["id"]] and "history" not in listed[0]
+    assert (await client.get(f"{path}-h-0", headers=ana)).status_code == 404

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.core.auth import ADMIN_ROLE, Seller, make_dev_token
+from shared.core.auth import ADMIN_ROLE, dev_seller, make_dev_token
 from shared.core.errors import InvalidInput
 from shared.core.services import Services
 from shared.engagement.fold import fold_cycle
@@ -151,7 +151,7 @@ async def test_compose_renders_the_recipients_record_and_the_sender(
     assert sent["subject"] == f"Hello Kim, from {SELLER}"
     assert f"Dear Kim &lt;Lee&gt; ({address})," in sent["html"]  # values are escaped
     assert f"your team / {SELLER}" in sent["html"]
-    stored = await services.store.messages.get_entity(Seller(SELLER).key, sent["id"])
+    stored = await services.store.messages.get_entity(dev_seller(SELLER).partition, sent["id"])
     assert stored["template_id"] == template["id"]
 
 
@@ -160,7 +160,7 @@ async def test_recipient_without_a_record_renders_the_defaults(
 ) -> None:
     template = await create_template(client, auth)
     rendered = await template_library.render_for(
-        services, Seller(SELLER), template["id"], unique_address()
+        services, dev_seller(SELLER), template["id"], unique_address()
     )
     assert rendered.subject == "Your quote, there"
     assert rendered.html == f"<p>Hi there,</p><p>{SELLER}</p>"
@@ -224,6 +224,24 @@ async def test_sends_opens_and_replies_are_counted_once_per_message(
     stats = await read(client, auth, template["id"])
     assert (stats["sent"], stats["opened"], stats["replied"]) == (2, 1, 1)
     assert (stats["open_rate"], stats["reply_rate"]) == (0.5, 0.5)
+
+
+async def test_an_open_taken_back_by_a_later_fold_is_uncounted_once(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+) -> None:
+    template = await create_template(client, auth)
+    ids = [f"u{i:03d}" for i in range(12)]
+    for m in ids:
+        assert await template_library.mark(services.store, template["id"], m, "sent")
+        assert await template_library.mark(services.store, template["id"], m, "opened")
+    results = await asyncio.gather(  # doubled folds take the same opens back
+        *(template_library.unmark(services.store, template["id"], m, "opened") for m in ids[:8] * 2)
+    )
+    assert sum(results) == 8
+    assert (await read(client, auth, template["id"]))["opened"] == 4
+    assert not await template_library.unmark(services.store, template["id"], "never", "opened")
+    assert await template_library.mark(services.store, template["id"], ids[0], "opened")  # again
+    assert (await read(client, auth, template["id"]))["opened"] == 5
 
 
 async def test_a_real_open_counts_once_for_the_template_previews_do_not(
@@ -375,8 +393,8 @@ async def test_compose_without_a_template_keeps_its_text_and_a_missing_one_is_re
     services: Services,
 ) -> None:
     body = ComposeIn(to=[unique_address()], subject="s", html="<p>h</p>", follow=False)
-    view = await compose(services, Seller(SELLER), body)
+    view = await compose(services, dev_seller(SELLER), body)
     assert (view["subject"], view["html"]) == ("s", "<p>h</p>")
     with pytest.raises(InvalidInput) as refused:
-        await template_library.render_for(services, Seller(SELLER), "nope", unique_address())
+        await template_library.render_for(services, dev_seller(SELLER), "nope", unique_address())
     assert refused.value.field == "template_id"

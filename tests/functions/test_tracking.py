@@ -110,7 +110,7 @@ async def test_storage_down_pixel_answers_the_gif_and_click_a_plain_page() -> No
 
 
 async def test_click_redirects_to_the_exact_target_and_counts_per_link(
-    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
 ) -> None:
     html = (
         "<html><body>"
@@ -122,16 +122,19 @@ async def test_click_redirects_to_the_exact_target_and_counts_per_link(
     sent = await compose(client, auth, html=html)
     clicks = CLICK.findall(sent["html"])
     locations = []
+    clock.advance(600)  # the reader, after the delivery window, a link now and then
     for link in clicks:
         response = await client.get(link)
         assert response.status_code == 302
         locations.append(response.headers["location"])
+        clock.advance(40)
     await client.get(clicks[0])
     assert locations == [
         "https://contoso.example/p?a=1&b=%2Fx&copy=2",
         "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4",
         "https://cdn.contoso.example/file",
     ]
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     shown = await view(client, auth, sent["id"])
     assert [link["clicks"] for link in shown["links"]] == [2, 1, 1]
     assert shown["kpis"]["link_clicks"] == 4
@@ -175,7 +178,7 @@ async def test_a_valid_token_past_the_last_link_is_404(
 
 
 async def test_attachment_link_records_a_view_and_gives_a_short_lived_download(
-    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
 ) -> None:
     content = bytes(range(256)) * 40
     sent = await compose(
@@ -187,6 +190,9 @@ async def test_attachment_link_records_a_view_and_gives_a_short_lived_download(
         ],
     )
     (download,) = DOWNLOAD.findall(sent["html"])
+    clock.advance(600)  # the reader, after the delivery window
+    await client.get(PIXEL.findall(sent["html"])[0])
+    clock.advance(30)
     response = await client.get(download)
     assert response.status_code == 302
     location = response.headers["location"]
@@ -198,6 +204,7 @@ async def test_attachment_link_records_a_view_and_gives_a_short_lived_download(
     assert file.content == content
     assert 'filename="spec sheet.pdf"' in file.headers["content-disposition"]
     assert tampered.status_code == 403  # the signature covers the blob name
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
     shown = await view(client, auth, sent["id"])
     assert shown["kpis"]["attachment_views"] == 1
     assert [a["views"] for a in shown["attachments"]] == [1, None]
@@ -272,3 +279,34 @@ async def test_200_concurrent_opens_are_exactly_200(
     assert len([h for h in full["history"] if h["event"] == "open"]) == 200
     listed = (await client.get("/api/messages?sort=opens&limit=1", headers=auth)).json()
     assert listed["items"][0]["id"] == sent["id"] and listed["items"][0]["opens"] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/t/o/abc/def",  # a token a mail client mangled with a "/"
+        "/t/o/abc/def.gif",
+        "/t/o/",
+        "/t/o",
+        "/t/o/%2F%2Fevil.example",
+        "/t/o/" + "x" * 3000,
+    ],
+)
+async def test_the_pixel_answers_the_gif_for_anything_under_its_path(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200
+    assert response.content == PIXEL_GIF and response.headers["content-type"] == "image/gif"
+
+
+@pytest.mark.parametrize(
+    "path", ["/t", "/t/", "/t/c", "/t/c/", "/t/a/", "/t/x/y", "/t/c/a/b", "/api/messages/"]
+)
+async def test_no_path_redirects_to_the_host_the_request_named(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 404, (path, response.status_code)
+    assert "location" not in response.headers
+    assert "evil.example" not in response.text

@@ -9,7 +9,7 @@ import time
 
 from azure.storage.blob.aio import BlobLeaseClient
 
-from shared.core.ids import seller_key
+from shared.core.ids import mailbox_key
 from shared.core.services import Services
 from shared.outlook.permits import CONTAINER, LEASE_SECONDS, MailboxPermits
 
@@ -73,7 +73,7 @@ async def test_a_crashed_holders_permits_free_themselves(services: Services) -> 
         pass
     await survivor.close()
     for slot in range(4):  # a worker takes all four and dies without giving them back
-        blob = container.get_blob_client(f"{seller_key(email)}/{slot}")
+        blob = container.get_blob_client(f"{mailbox_key(email)}/{slot}")
         await BlobLeaseClient(blob).acquire(lease_duration=LEASE_SECONDS)
     started = time.monotonic()
     try:

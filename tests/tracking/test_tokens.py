@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.core.ids import new_message_id, partition_of, seller_key
+from shared.core.ids import message_partition, new_message_id, partition_of
 from shared.tracking.tokens import TokenSigner, TrackingRef
 
 KEYS = {"k1": b"a" * 32, "k2": b"b" * 32}
@@ -60,7 +60,7 @@ def test_malformed_tokens_are_rejected(junk: str) -> None:
 def test_tokens_of_two_messages_differ_and_ids_are_unguessable() -> None:
     ids = {new_message_id("a@b.example") for _ in range(1000)}
     assert len(ids) == 1000
-    assert {partition_of(i) for i in ids} == {seller_key("A@B.example")}
+    assert {partition_of(i) for i in ids} == {message_partition("A@B.example")}
 
 
 @pytest.mark.parametrize("key", [b"k" * 32, b"long" * 40, b"\x00\xff" * 20])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.core.ids import seller_key
+from shared.core.auth import dev_seller
 from shared.core.services import Services
 from shared.core.storage import ATTACHMENTS, INTERACTIONS, MESSAGE_BLOBS, OUTBOX
 
@@ -23,7 +23,7 @@ async def seller_footprint(services: Services, seller: str) -> tuple[int, int]:
     rows = [
         r
         async for r in services.store.messages.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": seller_key(seller)}
+            "PartitionKey eq @pk", parameters={"pk": dev_seller(seller).partition}
         )
     ]
     blobs = 0
