@@ -12,21 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import alerts, classify, imports, lists, performance_doc, pixel, sync
-from bench.bench_rewrite import measure as measure_rewrite
+from bench import alerts, bench_rewrite, classify, imports, lists, performance_doc, pixel, sync
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
-
-
-def rewrite_report(result: dict[str, float]) -> str:
-    """Plain-text lines for the terminal."""
-    return (
-        f"rewrite: {result['bytes'] / 1e6:.2f} MB, {result['links']:.0f} links\n"
-        f"  ours {result['ours_ms']:.1f} ms, pytracking {result['pytracking_ms']:.1f} ms, "
-        f"speed-up {result['speedup']:.1f}x (target >= {performance_doc.REWRITE_TARGET:.0f}x)\n"
-        f"  compose path with signing {result['compose_ms']:.1f} ms, "
-        f"speed-up {result['compose_speedup']:.1f}x"
-    )
 
 
 def main() -> None:
@@ -58,8 +46,9 @@ def main() -> None:
     rewrite_result = pixel_result = import_result = sync_result = None
     lists_result = classify_result = alerts_result = None
     if args.only in (None, "rewrite"):
-        rewrite_result = measure_rewrite()
-        print(rewrite_report(rewrite_result), flush=True)
+        rewrite_result = bench_rewrite.measure()
+        print(bench_rewrite.report(rewrite_result), flush=True)
+        failed |= not rewrite_result.checked
     if args.only in (None, "pixel"):
         pixel_result = pixel.measure(args.requests, args.concurrency, args.warmup, args.rounds)
         print(pixel.report(pixel_result), flush=True)

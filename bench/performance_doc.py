@@ -9,10 +9,9 @@ import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import alerts, imports, lists, pixel, sync
+from bench import alerts, bench_rewrite, imports, lists, pixel, sync
 
 PIXEL_TARGET = 0.8
-REWRITE_TARGET = 10.0
 
 
 def cpu_model() -> str:
@@ -32,7 +31,7 @@ def _verdict(met: bool) -> str:
 
 def render(
     pixel_result: pixel.PixelResult,
-    rewrite: dict[str, float],
+    rewrite: bench_rewrite.RewriteRun,
     import_result: imports.ImportResult,
     sync_result: sync.SyncRuns,
     lists_result: lists.ListsResult,
@@ -73,10 +72,7 @@ def render(
         f"≥ {PIXEL_TARGET:.1f} | {_verdict(p.ratio >= PIXEL_TARGET)} |",
         f"| Open pixel server CPU per request, baseline / app | "
         f"{p.baseline.cpu_ms / p.app.cpu_ms:.2f} | reported | — |",
-        f"| Link rewriting, speed-up over pytracking | {r['speedup']:.1f}× | "
-        f"≥ {REWRITE_TARGET:.0f}× | {_verdict(r['speedup'] >= REWRITE_TARGET)} |",
-        f"| Compose path with per-link signing, speed-up over pytracking | "
-        f"{r['compose_speedup']:.1f}× | reported | — |",
+        *_rewrite_summary(r),
         f"| Import time, `function_app` / its bare dependencies | {i.ratio:.2f} | reported | — |",
         f"| Graph SDK imported on the HTTP path | {'yes' if i.graph_imported else 'no'} | no | "
         f"{_verdict(not i.graph_imported)} |",
@@ -127,25 +123,7 @@ def render(
         f"{p.baseline_blob.body_bytes} (baseline), metadata {p.app_blob.metadata_bytes} and "
         f"{p.baseline_blob.metadata_bytes} bytes.",
         "",
-        "## Link rewriting (`bench/bench_rewrite.py`)",
-        "",
-        "Our byte-preserving rewriter (`shared/tracking/rewrite.py`) and pytracking's `adapt_html` "
-        f"rewrite the same generated newsletter ({r['bytes'] / 1e6:.2f} MB, "
-        f"{r['links']:.0f} followable links) in the same process; the best of several timed "
-        "runs of each is kept. pytracking reserialises the document through lxml and "
-        "encrypts each link with Fernet inside the call. Our side is timed twice: the rewrite "
-        "function alone, with its tracking URLs signed beforehand (the pure function the "
-        "target is set on), and the whole compose-time path (`shared/tracking/followed_body.py` "
-        "`followed_body`), which HMAC-SHA256-signs every link inside the timed part.",
-        "",
-        "| Rewriter | Best time (ms) | pytracking / this |",
-        "| --- | ---: | ---: |",
-        f"| ours: rewrite function | {r['ours_ms']:.1f} | {r['speedup']:.1f}× |",
-        f"| ours: compose path, signing included | {r['compose_ms']:.1f} | "
-        f"{r['compose_speedup']:.1f}× |",
-        f"| pytracking `adapt_html` | {r['pytracking_ms']:.1f} | 1.0× |",
-        "",
-        f"Speed-up **{r['speedup']:.1f}×** (target ≥ {REWRITE_TARGET:.0f}×).",
+        *_rewrite_section(r),
         "",
         "## Imports (`bench/imports.py`)",
         "",
@@ -199,6 +177,70 @@ def _sync_summary(runs: sync.SyncRuns) -> list[str]:
 
 _SYNC_ROWS = ("| Mailbox sync", "| Mailbox permit")
 _SYNC_HEADING = "## Mailbox sync (`bench/sync.py`)"
+
+
+def _rewrite_summary(r: bench_rewrite.RewriteRun) -> list[str]:
+    target = bench_rewrite.TARGET
+    return [
+        "| Link rewriting, compose path with signing, speed-up over pytracking (default "
+        f"configuration) | {r.speedup('default'):.1f}× | ≥ {target:.0f}× | {_verdict(r.met)} |",
+        "| Link rewriting, compose path with signing, speed-up over pytracking with encryption "
+        f"| {r.speedup('encrypted'):.1f}× | reported | — |",
+    ]
+
+
+def _rewrite_section(r: bench_rewrite.RewriteRun) -> list[str]:
+    rows = {
+        "compose": "ours: compose path, signing included",
+        "rewrite": "ours: rewrite function alone, URLs signed beforehand",
+        "default": "pytracking `adapt_html`, default configuration",
+        "encrypted": "pytracking `adapt_html`, encryption on",
+    }
+    lines = [
+        "## Link rewriting (`bench/bench_rewrite.py`)",
+        "",
+        "The newsletter is built from the real templates of the shared corpus "
+        f"(`../shared/corpus/emails`, MIT): each of the {r.templates} templates gives its body "
+        "once, as a row of one outer table, nesting and inline styles untouched, and its head "
+        "(styles, conditional comments) to the one head. The links a template leaves for the "
+        "sender to fill in (`#`, merge tags such as `{{c2a_link}}`, bare domains) are filled "
+        "with tracked-looking URLs, as a sender would: "
+        f"{r.bytes / 1e6:.2f} MB with {r.links} followable links. Four contenders rewrite it in "
+        "the same process: our compose-time path (`shared/tracking/followed_body.py` "
+        "`followed_body`), which HMAC-SHA256-signs every link inside the timed part; our "
+        "rewrite function alone (`shared/tracking/rewrite.py`), its tracking URLs signed "
+        "beforehand; and pytracking's `adapt_html`, which reserialises the document through "
+        "lxml, in its default configuration (each link's JSON in base64; only the two base "
+        "URLs set) and with `encryption_bytestring_key` set (Fernet, per link). After one "
+        f"untimed run of each (the check), {r.rounds} rounds run the four once each, in a fresh "
+        "shuffled order, every call after a garbage collection; the median of each is kept, "
+        "in the thread's CPU time (what the call costs, whatever else runs on the machine) and "
+        f"in wall time. The 1-minute load average was {r.load_average:.2f} when the runs began.",
+        "",
+        "| Rewriter | Median CPU (ms) | Median wall (ms) | Links rewritten "
+        "| pytracking default / this | pytracking encrypted / this |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label in rows.items():
+        t = r.timings[name]
+        lines.append(
+            f"| {label} | {t.cpu:.1f} | {t.wall:.1f} | {r.rewritten[name]}/{r.links} | "
+            f"{r.speedup('default', name):.1f}× | {r.speedup('encrypted', name):.1f}× |"
+        )
+    lines += [
+        "",
+        "Ratios in CPU time. The compose path, signing included, is "
+        f"**{r.speedup('default'):.1f}×** as fast as pytracking's default configuration "
+        f"({r.speedup('default', wall=True):.1f}× in wall time; target ≥ "
+        f"{bench_rewrite.TARGET:.0f}× in both: {_verdict(r.met)}) and "
+        f"{r.speedup('encrypted'):.1f}× as fast as pytracking with encryption. Check: "
+        + (
+            "every contender rewrote exactly the newsletter's links and added its open pixel."
+            if r.checked
+            else "**failed** (see the links column)."
+        ),
+    ]
+    return lines
 
 
 def splice_sync(document: str, runs: sync.SyncRuns, now: datetime | None = None) -> str:

@@ -212,7 +212,12 @@ def classify_event(signals: EventSignals, networks: Networks) -> Verdict:
         hard += DECISIVE if signals.method == "HEAD" else _ODD_METHOD
         reasons.append("shape:head" if signals.method == "HEAD" else "shape:method")
     if not signals.has_accept:
-        soft += _NO_ACCEPT
+        # Every browser sends Accept with a navigation, so a "browser" following a link
+        # without one is not a browser; an image fetch without it is only odd.
+        if kind != "open" and agent.reasons == ("ua:browser",):
+            hard += DECISIVE
+        else:
+            soft += _NO_ACCEPT
         reasons.append("shape:no_accept")
     if _stale(agent, signals.at):
         soft += _STALE

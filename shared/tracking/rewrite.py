@@ -63,7 +63,7 @@ _ATTRS = rf"[\t\n\f\r /]*+(?:{_NAME}{_ATTR}[\t\n\f\r /]*+)*+"
 _HREF = _any_case("href")
 _BODY = rf"{_any_case('body')}{_END_NAME}"
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
-_LINK_NAMES = rf"{_any_case('a')}(?:{_any_case('rea')})?{_END_NAME}|{_any_case('v:')}"
+_LINK_NAMES = rf"{_any_case('a')}{_END_NAME}|{_any_case('area')}{_END_NAME}|{_any_case('v:')}"
 
 
 def _ordinary_start() -> str:
@@ -103,45 +103,49 @@ _COMMENT_BODY = r"(?:[^-]++|-(?!-!?>))*+"
 # "<![endif]-->". Its inside is markup for Outlook, so it is scanned like the rest.
 _CONDITIONAL = rf"\[if\b[^\]]*\]>(?={_COMMENT_BODY}(?<=<!\[endif\])--!?>)"
 
-# A conditional comment with no "<a", "<area" or "<v:" inside (nor "<A", "<V"), so that no
-# reading of its inside finds a link: passed over whole rather than scanned apart, which is
-# most of them (Outlook's table scaffolding). The look-ahead requires the first "<!" inside
-# to be "<![endif]-->" with no such tag before it; the rest runs to the first "-->" or "--!>"
-# and requires it to be that same one, as _CONDITIONAL does. Both search for one character
-# at a time, which the regex engine does fast; "<<" and other "<!" are left to the general
-# path below.
+# A conditional comment with no "<a" or "<v" inside (in either case), where no reading of its
+# inside can find a link: passed over whole rather than scanned apart, as most are (Outlook's
+# table scaffolding). The look-ahead requires the first "<!" inside to be "<![endif]-->", with
+# no such "<a" or "<v" before it; the rest runs to the first "-->" or "--!>" and requires it
+# to be that same one, which makes this a conditional comment as _CONDITIONAL has it. Both
+# parts search for one character at a time, which the regex engine does fast. Anything else
+# ("<<", another "<!" inside) is left to the general path.
 _PLAIN_CONDITIONAL = (
     r"!--\[if\b[^\]]*\]>(?=[^<]*+(?:<[^aAvV!<][^<]*+|<(?=<))*+<!\[endif\]--!?>)"
     r"[^>]*+(?:(?<!--)(?<!--!)>[^>]*+)*+(?:(?<=<!\[endif\]--)|(?<=<!\[endif\]--!))>"
 )
 
 # All the scanner needs, as one regex matched again and again from where the last match
-# ended. The first part passes over text, tags that cannot carry a link we follow, end tags,
-# plain conditional comments, other comments, raw-text elements, the opening of any other
-# conditional comment (its inside is markup), doctype and bogus comments. Then comes a
-# link-bearing tag with the span of its first href (browsers ignore later duplicates), the
-# start of a conditional comment, or </body>. Nothing there means the end of the input or a
-# construct left open until the end.
+# ended. The first part passes over text, end tags (a bare one like "</td>" first: most are),
+# plain conditional comments, other comments, doctype and bogus comments, tags that cannot
+# carry a link we follow, raw-text elements, and the opening of any other conditional comment
+# (its inside is markup). No two of these can match at one place, so they are in the order
+# that costs least: those starting "</" or "<!" are rejected on one character by a start tag.
+# Then comes a link-bearing tag with the span of its first href (browsers ignore later
+# duplicates), the start of a conditional comment, or </body>. Nothing there means the end of
+# the input or a construct left open until the end.
 _TOKEN = re.compile(
     r"[^<]*+(?:<(?:"
-    rf"/(?!{_BODY})[A-Za-z][^\t\n\f\r />]*+{_ATTRS}>"
-    rf"|{_ordinary_start()}[^\t\n\f\r />]*+{_ATTRS}>"
-    rf"|{_RAW_ELEMENTS}"
+    r"/[ac-zAC-Z][^\t\n\f\r />]*+>"
+    rf"|/[ac-zAC-Z][^\t\n\f\r />]*+{_ATTRS}>"
+    rf"|/(?!{_BODY})[bB][^\t\n\f\r />]*+{_ATTRS}>"
     rf"|{_PLAIN_CONDITIONAL}"
     rf"|!--(?!{_CONDITIONAL})(?:-?>|{_COMMENT_BODY}--!?>)"
     r"|/(?![A-Za-z])[^>]*+>"
     r"|!(?!--)[^>]*+>"
     r"|\?[^>]*+>"
+    rf"|{_ordinary_start()}[^\t\n\f\r />]*+{_ATTRS}>"
+    rf"|{_RAW_ELEMENTS}"
     r"|(?![A-Za-z!/?])"
     r")[^<]*+)*+"
     r"(?:"
     rf"(?P<link><(?:{_LINK_NAMES})[^\t\n\f\r />]*+"
     rf"(?:[\t\n\f\r /]*+(?!{_HREF}[\t\n\f\r />=]){_NAME}{_ATTR})*+"
-    rf"(?:[\t\n\f\r /]*+{_HREF}(?:{_EQUALS}(?P<href>{_VALUE})|(?![\t\n\f\r ]*=)){_ATTRS})?"
+    rf"(?:[\t\n\f\r /]*+{_HREF}(?:{_EQUALS}(?P<href>{_VALUE})|(?![\t\n\f\r ]*=)){_ATTRS})?+"
     r"[\t\n\f\r /]*+>)"
     rf"|(?P<conditional><!--{_CONDITIONAL})"
     rf"|(?P<body></{_BODY}{_ATTRS}>)"
-    r")?"
+    r")?+"
 )
 _COMMENT_END = re.compile(r"--!?>")
 _CHAR_REF = re.compile(

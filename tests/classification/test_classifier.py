@@ -208,8 +208,12 @@ def test_request_shape() -> None:
     head = judge(method="HEAD")
     assert head.label == "scanner" and "shape:head" in head.reasons
     assert "shape:method" in judge(method="OPTIONS").reasons
+    # every browser sends Accept with a navigation: a "browser" clicking without one is not
     no_accept = judge(has_accept=False)
-    assert no_accept.label == "unknown" and "shape:no_accept" in no_accept.reasons
+    assert no_accept.label == "scanner" and "shape:no_accept" in no_accept.reasons
+    image = judge(kind="open", ua=agents.OUTLOOK_DESKTOP[0], has_accept=False)
+    assert image.label == "human" and "shape:no_accept" in image.reasons  # only odd
+    assert judge(kind="open", has_accept=False).label == "unknown"
 
 
 def test_timing_after_sending() -> None:
