@@ -3,8 +3,9 @@ scanner classification and first-open alert latency benchmarks, a summary on the
 and docs/performance.md rewritten from the figures of this run.
 
 `--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
-figures from different runs (or machines) would be misleading; `--only sync` is the exception:
-it replaces the sync rows and section only, and the section says they come from a separate run.
+figures from different runs (or machines) would be misleading; `--only sync` and `--only
+alerts` are the exceptions: each replaces its own section only, which says it comes from a
+separate run.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def main() -> None:
             )
         )
         print(f"wrote {DOC}")
+    elif args.only == "alerts" and alerts_result is not None and DOC.exists():
+        DOC.write_text(performance_doc.splice_alerts(DOC.read_text(), alerts_result))
+        print(f"wrote the alert section of {DOC}")
     elif args.only == "sync" and sync_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_sync(DOC.read_text(), sync_result))
         print(f"wrote the sync rows and section of {DOC}")

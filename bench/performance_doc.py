@@ -261,6 +261,30 @@ def splice_sync(document: str, runs: sync.SyncRuns, now: datetime | None = None)
     return "\n".join([*spliced, *section, "", *lines[end:]])
 
 
+def splice_alerts(document: str, result: alerts.AlertResult, now: datetime | None = None) -> str:
+    """The document with its alert section replaced by a separate run's (`--only alerts`),
+    which the section says, with the run's time."""
+    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    section = _alerts_section(result)
+    section[1:1] = [
+        "",
+        f"This section comes from a separate run on {moment} (`python -m bench --only "
+        "alerts`, same machine); the rest of the page from the run above.",
+    ]
+    return _replace_section(document, section)
+
+
+def _replace_section(document: str, section: list[str]) -> str:
+    """`document` with the section of the same heading as `section` replaced (appended when
+    it has none)."""
+    lines = document.split("\n")
+    if section[0] not in lines:
+        return "\n".join([*lines, *section, ""])
+    start = lines.index(section[0])
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return "\n".join([*lines[:start], *section, "", *lines[end:]])
+
+
 def _sync_section(runs: sync.SyncRuns) -> list[str]:
     s = runs.clean
     g, report = s.graph, s.report

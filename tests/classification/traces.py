@@ -1,16 +1,28 @@
-"""A seeded generator of labelled tracking traces: the classifier's evaluation set.
+"""A seeded generator of labelled tracking traces: the evaluation set.
 
-Each trace is one send (a message to one or more recipients, each recipient a "copy") and the
-events its recipients' mailboxes produce. Every event is labelled by the actor that made it,
-and the generator decides the actor before it draws anything else, so the label is true by
-construction and never read back from what the classifier sees:
+Each trace is one send (a message to one or more recipients) and the events its recipients'
+mailboxes produce. Every event is labelled by the actor that made it, and the generator
+decides the actor before it draws anything else, so the label is true by construction and
+never read back from what the classifier sees:
 
-- "human": the recipient's own mail client loading the pixel (Outlook, Thunderbird, Apple
-  Mail with protection off), or their browser following a link, including through a security
-  vendor's browser isolation;
-- "scanner": a security gateway, Safe Links, a cloud sandbox, Office's link probe, Gmail's
-  content sampling, HTTP libraries, headless browsers, link checkers;
-- "privacy_proxy": Gmail's and Yahoo's image proxies, Apple's Mail Privacy Protection.
+- "human": the recipient's own mail client loading the pixel (Outlook on Windows, Mac and
+  mobile, Thunderbird, Apple Mail with protection off), or their browser following a link,
+  including through a security vendor's browser isolation;
+- "proxy_open": an image proxy fetching the pixel because a person opened the message
+  (Gmail, Yahoo, HEY);
+- "prefetch": a fetch at delivery whether or not anyone reads (Apple's Mail Privacy
+  Protection, with Mail's WebKit string or a bare "Mozilla/5.0"; Gmail's prefetch when the
+  recipient has Gmail open as the message arrives);
+- "scanner": a security gateway, Safe Links, a cloud sandbox (sweeping every link, loading
+  the pixel seconds before its sweep, or loading only the pixel), Office's link probe,
+  Gmail's content sampling, HTTP libraries, headless browsers, link checkers.
+
+A send also says when a person first read it, whether we could see it or not (Outlook with
+images blocked, a Gmail reader whose image was prefetched, an Apple Mail reader behind the
+proxy all read without a fetch of their own), and whether it went to each recipient
+separately (`individually`): then each event carries its recipient's copy, as that copy's
+own tokens tell production; a message sent to everyone at once has one set of tokens, so its
+events carry no copy (`EventSignals.copy` is "").
 
 The user agents come from `agents.py` (real strings, sources cited there); vendor networks are
 drawn from the shipped data files; everything else (homes, offices, Azure sandboxes, AWS,
@@ -36,10 +48,13 @@ from shared.classification.networks import DATA_DIR, Networks, load_networks, re
 from shared.core.vocabulary import EventKind
 from tests.classification import agents
 
-Truth = Literal["human", "scanner", "privacy_proxy"]
+Truth = Literal["human", "proxy_open", "prefetch", "scanner"]
+TRUTHS: tuple[Truth, ...] = ("human", "proxy_open", "prefetch", "scanner")
+READS: frozenset[Truth] = frozenset({"human", "proxy_open"})  # a person is behind the event
 SEED = 20240506
 SENDS = 500
 START = datetime(2024, 5, 6, 7, 0, tzinfo=UTC)
+INDIVIDUALLY = 0.25  # share of sends that go to each recipient separately
 
 # Mailbox environments of recipients, with their share of copies.
 ENVIRONMENTS = (
@@ -51,41 +66,61 @@ ENVIRONMENTS = (
     ("gmail", 0.16),
     ("apple_mpp", 0.12),
     ("yahoo", 0.04),
-    ("other", 0.11),
+    ("hey", 0.02),
+    ("other", 0.09),
 )
+CORPORATE = ("m365_defender", "m365", "mimecast", "proofpoint", "barracuda")
 _ISP_FIRST_OCTETS = (24, 31, 46, 50, 62, 68, 71, 73, 76, 78, 81, 82, 84, 86, 89, 90, 92, 94,
                      98, 99, 108, 109, 151, 176, 178, 188, 212, 213, 217)  # fmt: skip
+
+# Apple's proxy also fetches with nothing but "Mozilla/5.0" (Bird/SparkPost, "4 insights on
+# iOS 15 Mail Privacy Protection", August 2021: "Apple's image proxy currently uses a
+# Mozilla/5.0 user-agent").
+MPP_BARE = "Mozilla/5.0"
 
 
 @dataclass(frozen=True, slots=True)
 class LabelledEvent:
-    """An event, who really made it, and the generator's name for that actor."""
+    """An event, who really made it, the generator's name for that actor, and whose mailbox
+    it came from (0, 1, ... in the order of the recipients)."""
 
     signals: EventSignals
     truth: Truth
     actor: str
+    recipient: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """One message as sent, and every event its copies produced."""
+    """One message as sent, every event its recipients' mailboxes produced, and the truth
+    about it that no event shows: when a person first read it (None: nobody did)."""
 
     name: str
     sent_at: datetime
     link_count: int
     events: tuple[LabelledEvent, ...]
+    recipients: int = 1
+    attachment: bool = False  # one followed attachment
+    individually: bool = False  # a copy per recipient, each with its own tokens
+    read_at: datetime | None = None
 
 
 @dataclass
 class _Copy:
     """One recipient's copy while its events are drawn."""
 
-    name: str
+    number: int  # 0, 1, ... in the order of the recipients
     environment: str
     office: str  # the /24 the recipient's organisation browses from
     sent_at: datetime
     delivered: datetime
+    token_copy: str  # what production can know of the copy: its number if sent individually
     events: list[LabelledEvent] = field(default_factory=list)
+    read_at: datetime | None = None
+    prefetched: bool = False  # Gmail fetched the images at delivery (and keeps them)
+
+    def read(self, at: datetime) -> None:
+        self.read_at = at if self.read_at is None else min(self.read_at, at)
 
 
 class _Draw:
@@ -173,6 +208,10 @@ class _Generator:
     def __init__(self, seed: int, networks: Networks) -> None:
         self.d = _Draw(seed, networks)
 
+    def environment(self) -> str:
+        d = self.d
+        return d.rng.choices([e for e, _ in ENVIRONMENTS], [w for _, w in ENVIRONMENTS])[0]
+
     def send(self, number: int) -> Send:
         d = self.d
         sent_at = START + timedelta(days=d.rng.randrange(25), seconds=d.rng.randrange(10 * 3600))
@@ -181,31 +220,39 @@ class _Generator:
         recipients = d.rng.choices((1, d.rng.randint(2, 5), d.rng.randint(6, 25)), (0.7, 0.2, 0.1))[
             0
         ]
-        company = d.rng.choices([e for e, _ in ENVIRONMENTS], [w for _, w in ENVIRONMENTS])[0]
+        individually = d.chance(INDIVIDUALLY)
+        company = self.environment()
         office = d.home()
         at_desks = recipients > 2 and d.chance(0.15)  # a team, reading as it arrives
         copies = []
         for k in range(recipients):
             same_company = recipients > 1 and d.chance(0.6)
-            environment = (
-                company
-                if same_company or recipients == 1
-                else (d.rng.choices([e for e, _ in ENVIRONMENTS], [w for _, w in ENVIRONMENTS])[0])
-            )
+            environment = company if same_company or recipients == 1 else self.environment()
             delivered = sent_at + timedelta(seconds=d.lognormal(4, 0.6))
             copy = _Copy(
-                f"s{number}c{k}",
+                k,
                 environment,
                 office if same_company else d.home(),
                 sent_at,
                 delivered,
+                str(k + 1) if individually else "",
             )
             self.scanners(copy, link_count, attachment)
             self.person(copy, link_count, attachment, at_desks and same_company)
             self.noise(copy, link_count)
             copies.append(copy)
         events = tuple(event for copy in copies for event in copy.events)
-        return Send(f"send{number}", sent_at, link_count, events)
+        reads = [c.read_at for c in copies if c.read_at is not None]
+        return Send(
+            f"send{number}",
+            sent_at,
+            link_count,
+            events,
+            recipients=recipients,
+            attachment=attachment,
+            individually=individually,
+            read_at=min(reads) if reads else None,
+        )
 
     @staticmethod
     def emit(
@@ -214,9 +261,11 @@ class _Generator:
     ) -> None:  # fmt: skip
         signals = EventSignals(
             kind=kind, user_agent=ua, ip=ip, at=at, method=method, has_accept=has_accept,
-            sent_at=copy.sent_at, index=index, copy=copy.name,
+            sent_at=copy.sent_at, index=index, copy=copy.token_copy,
         )  # fmt: skip
-        copy.events.append(LabelledEvent(signals, truth, actor))
+        copy.events.append(LabelledEvent(signals, truth, actor, copy.number))
+        if truth == "human":
+            copy.read(at)
 
     def sweep(
         self, copy: _Copy, actor: str, ua: str, ip: str, start: datetime, links: int,
@@ -317,12 +366,41 @@ class _Generator:
                 at,
                 d.rng.randrange(links),
             )
+        if env in CORPORATE and d.chance(0.12):
+            self.render(copy, links, attachment)
+        if env == "gmail" and d.chance(0.2):
+            # Gmail open in a browser tab as the message arrives: Gmail fetches the images from
+            # its proxy network with a legacy-Edge agent, and keeps them, so the reader's own
+            # opening later fetches nothing (agents.GMAIL_PREFETCH).
+            at = copy.delivered + timedelta(seconds=d.lognormal(3, 0.8))
+            self.emit(copy, "prefetch", "gmail_prefetch", "open", agents.GMAIL_PREFETCH[0],
+                      d.vendor_network("google_image_proxy"), at)  # fmt: skip
+            copy.prefetched = True
         if env == "apple_mpp":  # the proxy fetches at delivery, or when the device next syncs
             first = d.lognormal(25, 1.0) if d.chance(0.75) else d.lognormal(3 * 3600, 1.2)
             for extra in range(1 + d.chance(0.2)):
                 at = copy.delivered + timedelta(seconds=first + extra * d.lognormal(2 * 3600, 1.0))
                 ip = d.apple() if d.chance(0.5) else d.relay()
-                self.emit(copy, "privacy_proxy", "apple_mpp", "open", agents.MPP[0], ip, at)
+                if d.chance(0.5):
+                    self.emit(copy, "prefetch", "apple_mpp", "open", agents.MPP[0], ip, at)
+                else:
+                    self.emit(copy, "prefetch", "apple_mpp_bare", "open", MPP_BARE, ip, at)
+
+    def render(self, copy: _Copy, links: int, attachment: bool) -> None:
+        """A cloud sandbox rendering the message as a browser would, from a network no list
+        names (Azure for Microsoft's, AWS for the others), with a current or a years-old
+        browser agent: it loads the pixel and stops there (false opens with no click, gophish
+        #1611), or follows every link a few seconds later."""
+        d = self.d
+        ua = d.pick(agents.SAFE_LINKS_STALE if d.chance(0.5) else agents.SCANNER_CURRENT_BROWSER)
+        ip = d.azure() if copy.environment.startswith("m365") else d.aws()
+        at = self.scan_time(copy, 60)
+        if d.chance(0.5):
+            self.emit(copy, "scanner", "sandbox_pixel_only", "open", ua, ip, at)
+            return
+        self.emit(copy, "scanner", "sandbox_pixel_first", "open", ua, ip, at)
+        sweep = at + timedelta(seconds=d.rng.uniform(2, 20))
+        self.sweep(copy, "sandbox_pixel_first", ua, ip, sweep, links, attachment, pixel=False)
 
     def noise(self, copy: _Copy, links: int) -> None:
         d = self.d
@@ -351,10 +429,12 @@ class _Generator:
 
     def person(self, copy: _Copy, links: int, attachment: bool, at_desk: bool = False) -> None:
         d, env = self.d, copy.environment
-        corporate = env in ("m365_defender", "m365", "mimecast", "proofpoint", "barracuda")
+        corporate = env in CORPORATE
         client = "outlook"
         if corporate:
-            client = d.rng.choices(("outlook", "outlook_mobile", "ios_mail"), (0.7, 0.2, 0.1))[0]
+            client = d.rng.choices(
+                ("outlook", "outlook_mac", "outlook_mobile", "ios_mail"), (0.6, 0.1, 0.2, 0.1)
+            )[0]
         elif env == "other":
             client = d.rng.choices(
                 ("thunderbird", "ios_mail", "apple_mail_mac", "outlook"), (0.35, 0.25, 0.15, 0.25)
@@ -362,12 +442,13 @@ class _Generator:
         else:
             client = env
         mobile = client in ("outlook_mobile", "ios_mail") or (
-            client in ("gmail", "yahoo", "apple_mpp") and d.chance(0.4)
+            client in ("gmail", "yahoo", "apple_mpp", "hey") and d.chance(0.4)
         )
         network = copy.office if corporate or client == "outlook" else d.home()
         if client == "apple_mpp" and d.chance(0.3):
             network = d.relay()  # Safari with Private Relay on
         images_blocked = client == "outlook" and d.chance(0.35)
+        actor = f"person_{client}" + ("_images_off" if images_blocked else "")
         opened = None
         if d.chance(0.9 if at_desk else 0.65):
             if at_desk:  # within a minute or so, like the colleagues around them
@@ -400,28 +481,34 @@ class _Generator:
                 self.emit(copy, "scanner", "office_probe", "click", agents.OFFICE_PROBE[0], network,
                           at - timedelta(seconds=d.rng.uniform(0.1, 0.6)), index,
                           method="HEAD" if d.chance(0.5) else "GET")  # fmt: skip
-            self.emit(copy, "human", f"person_{client}", "click", ua, source, at, index)
+            self.emit(copy, "human", actor, "click", ua, source, at, index)
             # the next link: after reading the first page, or at once (several tabs opened)
             gap = d.rng.uniform(0.5, 2) if d.chance(0.1) else d.lognormal(180, 1.2)
             at += timedelta(seconds=gap)
         if attachment and d.chance(0.3):
-            self.emit(copy, "human", f"person_{client}", "attachment", ua, network, at, 0)
+            self.emit(copy, "human", actor, "attachment", ua, network, at, 0)
 
     def open(
         self, copy: _Copy, client: str, network: str, at: datetime, images_blocked: bool
     ) -> None:
+        """A person opens the message: their mail client or its image proxy fetches the
+        pixel, unless images are blocked or were fetched already (a read all the same)."""
         d = self.d
-        if client == "gmail":
-            self.emit(copy, "privacy_proxy", "gmail_proxy", "open", agents.GMAIL_PROXY[0],
+        copy.read(at)
+        if client == "gmail" and not copy.prefetched:
+            self.emit(copy, "proxy_open", "gmail_proxy", "open", agents.GMAIL_PROXY[0],
                       d.vendor_network("google_image_proxy"), at)  # fmt: skip
         elif client == "yahoo":
             ip = d.unlisted(lambda: f"98.{d.rng.randrange(136, 140)}.{d.rng.randrange(256)}.0")
-            self.emit(copy, "privacy_proxy", "yahoo_proxy", "open", agents.YAHOO_PROXY[0], ip, at)
-        elif client == "apple_mpp" or images_blocked:
-            return  # the proxy already fetched the pixel / Outlook showed no images
+            self.emit(copy, "proxy_open", "yahoo_proxy", "open", agents.YAHOO_PROXY[0], ip, at)
+        elif client == "hey":  # HEY's proxy, from a data centre no shipped list names
+            self.emit(copy, "proxy_open", "hey_proxy", "open", agents.HEY_PROXY[0], d.aws(), at)
+        elif client in ("gmail", "apple_mpp") or images_blocked:
+            return  # Gmail or Apple's proxy fetched the pixel already / Outlook showed no images
         else:
             ua = {
                 "outlook": agents.OUTLOOK_DESKTOP,
+                "outlook_mac": agents.OUTLOOK_MAC,
                 "outlook_mobile": agents.OUTLOOK_MOBILE,
                 "ios_mail": agents.IOS_MAIL,
                 "thunderbird": agents.THUNDERBIRD,
