@@ -145,10 +145,7 @@ def test_apple_mpp_fires_early_and_is_a_prefetch() -> None:
     assert "net:apple" in from_apple.reasons and "timing:instant" in from_apple.reasons
     # without the Private Relay list, the user agent alone decides (most Apple Mail users have
     # protection on)
-    assert (
-        judge(kind="open", ua=agents.MPP[0], ip="172.224.226.0", seconds=20).label
-        == "prefetch"
-    )
+    assert judge(kind="open", ua=agents.MPP[0], ip="172.224.226.0", seconds=20).label == "prefetch"
 
 
 def test_a_bare_mozilla_string_is_a_prefetch_from_apples_network_and_unknown_elsewhere() -> None:
