@@ -256,19 +256,33 @@ async def render_for(
     return rendered
 
 
+def _markable(template_id: str, what: str) -> bool:
+    """Whether a message of this template can be marked (ValueError for a bad marker)."""
+    if what not in MARKERS:
+        raise ValueError(f"unknown marker {what!r}")
+    return bool(template_id)
+
+
+def _marker_keys(template_id: str, message_id: str, what: str) -> dict[str, str]:
+    return {"PartitionKey": template_id, "RowKey": f"{what}-{message_id}"}
+
+
+async def _pause(attempt: int) -> None:
+    """Before a retry, a random pause that grows with the attempts (none before the first)."""
+    if attempt:
+        await asyncio.sleep(secrets.randbelow(10 * min(attempt, 10)) / 1000)
+
+
 async def mark(store: Store, template_id: str, message_id: str, what: Marker) -> bool:
     """Count a message once as sent, opened or replied for its template; True if this call
     counted it. A no-op for a message without a template (""), so hooks can pass the
     message's column as it is. Takes the Store, since the fold cycle has nothing more."""
-    if what not in MARKERS:
-        raise ValueError(f"unknown marker {what!r}")
-    if not template_id:
+    if not _markable(template_id, what):
         return False
     table = store.template_stats
-    marker = ("create", {"PartitionKey": template_id, "RowKey": f"{what}-{message_id}"})
+    marker = ("create", _marker_keys(template_id, message_id, what))
     for attempt in range(_MARK_TRIES):
-        if attempt:
-            await asyncio.sleep(secrets.randbelow(10 * min(attempt, 10)) / 1000)
+        await _pause(attempt)
         keys = {"PartitionKey": template_id, "RowKey": f"{_COUNTS}{secrets.randbelow(_SHARDS):02d}"}
         counter: tuple[Any, ...]
         try:
@@ -305,15 +319,12 @@ async def unmark(store: Store, template_id: str, message_id: str, what: Marker) 
     """Take back a message's mark (a later fold judged its only opens a scanner's); True if
     this call took it back. The marker and one counter shard's decrement go in together, so
     the sum over the shards stays the number of markers."""
-    if what not in MARKERS:
-        raise ValueError(f"unknown marker {what!r}")
-    if not template_id:
+    if not _markable(template_id, what):
         return False
     table = store.template_stats
-    marker = ("delete", {"PartitionKey": template_id, "RowKey": f"{what}-{message_id}"})
+    marker = ("delete", _marker_keys(template_id, message_id, what))
     for attempt in range(_MARK_TRIES):
-        if attempt:
-            await asyncio.sleep(secrets.randbelow(10 * min(attempt, 10)) / 1000)
+        await _pause(attempt)
         shards = [
             row
             async for row in table.query_entities(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from shared.assistant.first_open_alerts import first_open_cycle
+from shared.assistant.first_open_alerts import AlertReport, first_open_cycle
 from shared.classification.classifier import DELIVERY_WINDOW_SECONDS
 from shared.core.auth import make_dev_token
 from shared.core.services import Services
@@ -96,6 +96,20 @@ async def test_an_open_that_needs_later_evidence_waits_for_it_then_alerts(
     assert wait <= delay <= 2 * wait + 2 * timedelta(seconds=BUCKET_SECONDS) + services.grace
 
 
+async def pixel_alone(
+    client: httpx.AsyncClient, services: Services, clock: Clock, pixel: str, headers: dict[str, str]
+) -> AlertReport:
+    """An hour after delivery, the pixel fetched; one alert cycle; then a fold that counts the
+    pixel's bucket alone, before whatever the same client sends a bucket later."""
+    clock.advance(DELIVERY_WINDOW_SECONDS + 3600)
+    fetched_at = early_in_a_bucket(clock)
+    await client.get(pixel, headers=headers)
+    report = await first_open_cycle(services, clock.advance(2))
+    await fold_cycle(services, now=closed(fetched_at, services), grace=services.grace)
+    clock.advance(BUCKET_SECONDS)
+    return report
+
+
 async def sweep(client: httpx.AsyncClient, links: list[str], headers: dict[str, str]) -> None:
     for link in links:
         assert (await client.get(link, headers=headers)).status_code == 302
@@ -109,15 +123,11 @@ async def test_a_scanners_pixel_fetch_before_its_sweep_is_revised_and_never_aler
     pixel, links = tracked(sent)
     assert len(links) >= 2
     gateway = {"User-Agent": CHROME, "X-Forwarded-For": "203.0.113.77"}  # unlisted, current UA
-    clock.advance(DELIVERY_WINDOW_SECONDS + 3600)  # a scan at click time, long after delivery
-    fetched_at = early_in_a_bucket(clock)
-    await client.get(pixel, headers=gateway)
-    assert (await first_open_cycle(services, clock.advance(2))).created == 0
-    # the fold counts the lone pixel fetch before the sweep arrives: no evidence against it yet
-    await fold_cycle(services, now=closed(fetched_at, services), grace=services.grace)
+    # a scan at click time, long after delivery: no alert at once
+    assert (await pixel_alone(client, services, clock, pixel, gateway)).created == 0
+    # the fold counted the lone pixel fetch before the sweep arrives: no evidence against it
     assert (await view(client, auth, sent["id"]))["kpis"]["opens"] == 1
-    clock.advance(BUCKET_SECONDS)  # the sweep, seconds later, in the next bucket
-    await sweep(client, links, gateway)
+    await sweep(client, links, gateway)  # seconds later, in the next bucket
     for _ in range(2 * services.settings.alert_wait_seconds // 5):  # alert ticks meanwhile
         await first_open_cycle(services, clock.advance(5))
         if _ % 2:
@@ -144,12 +154,8 @@ async def test_an_alert_raised_on_an_open_later_judged_a_scanners_is_withdrawn_w
     sent = await compose(client, auth, to=["withdrawn.reader@fabrikam.example"])
     pixel, links = tracked(sent)
     renderer = {"User-Agent": OUTLOOK, "X-Forwarded-For": "198.51.100.23"}
-    clock.advance(DELIVERY_WINDOW_SECONDS + 3600)
-    fetched_at = early_in_a_bucket(clock)
-    await client.get(pixel, headers=renderer)  # looks like a person's Outlook...
-    assert (await first_open_cycle(services, clock.advance(2))).created == 1
-    await fold_cycle(services, now=closed(fetched_at, services), grace=services.grace)
-    clock.advance(BUCKET_SECONDS)
+    # looks like a person's Outlook: alerted at once...
+    assert (await pixel_alone(client, services, clock, pixel, renderer)).created == 1
     for link in links:  # ...then the same client checks every link with HEAD: a scanner
         await client.head(link, headers=renderer)
     await fold_cycle(services, now=clock.advance(60), grace=services.grace)
@@ -177,11 +183,7 @@ async def test_a_revising_fold_cut_at_each_write_then_retried_counts_exactly_onc
     while True:
         sent = await compose(client, auth, to=[f"cut.{at}@fabrikam.example"])
         pixel, links = tracked(sent)
-        clock.advance(DELIVERY_WINDOW_SECONDS + 3600)
-        fetched_at = early_in_a_bucket(clock)
-        await client.get(pixel, headers=gateway)
-        await fold_cycle(services, now=closed(fetched_at, services), grace=services.grace)
-        clock.advance(BUCKET_SECONDS)
+        await pixel_alone(client, services, clock, pixel, gateway)
         await sweep(client, links, gateway)
         cut = Cut(at)
         cuttable = cuttable_services(services, connection_string, cut)
