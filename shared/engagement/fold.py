@@ -231,11 +231,12 @@ async def apply_events(
     # The context the labels need: what the message stage looks back at. A message whose
     # newest folded event is older than that (most are) needs no read at all.
     since = min(e.at for e in events) - max(window, _CONTEXT)
-    newest = from_columns(entity).folded_bucket
+    stored = from_columns(entity)
+    newest = stored.folded_bucket
     recent = bool(newest) and bucket_start(newest) + timedelta(seconds=BUCKET_SECONDS) >= since
     folded = await _folded_events(store, message_id, ids, since) if recent else []
     link_count = int(entity.get("link_count") or 0)
-    opened = _opened_before(from_columns(entity))
+    opened = _opened_before(stored)
     labelled = label_message(events, folded, sent_at, link_count, window, opened_before=opened)
     revised = {e.event_id: e for e in labelled.revised}
     if revised:  # the KPIs are counted again from the whole history (rare: a full read)

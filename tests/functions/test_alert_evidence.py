@@ -18,7 +18,7 @@ from shared.core.services import Services
 from shared.engagement.fold import fold_cycle, read_cursor
 from shared.tracking.events import BUCKET_SECONDS, bucket_of, bucket_start
 from tests.conftest import Clock
-from tests.functions.test_honest_numbers import CHROME, OUTLOOK, tracked, view
+from tests.functions.test_honest_numbers import APPLE_MPP, CHROME, OUTLOOK, tracked, view
 from tests.utils.factories import compose
 from tests.utils.faulty_storage import Cut, cuttable_services
 
@@ -208,3 +208,23 @@ async def test_a_revising_fold_cut_at_each_write_then_retried_counts_exactly_onc
             break  # the cut came after the fold's last write: every write has been cut
         at += 1
     assert at >= 3  # new rows, the KPIs, the revised rows (and the cursor)
+
+
+async def test_a_prefetch_and_an_unknown_open_raise_no_alert_and_no_open(
+    client: httpx.AsyncClient, services: Services, clock: Clock
+) -> None:
+    auth = seller(services, "evidence.none")
+    prefetched = await compose(client, auth, to=["mpp.reader@fabrikam.example"])
+    unknown = await compose(client, auth, to=["bare.agent@fabrikam.example"])
+    clock.advance(20)  # Apple's proxy fetches at delivery, read or not
+    await client.get(tracked(prefetched)[0], headers={"User-Agent": APPLE_MPP})
+    clock.advance(DELIVERY_WINDOW_SECONDS + 600)
+    await client.get(tracked(unknown)[0], headers={"User-Agent": "Mozilla/5.0"})
+    for tick in range(2 * services.settings.alert_wait_seconds // 5):  # past any wait
+        await first_open_cycle(services, clock.advance(5))
+        if tick % 2:
+            await fold_cycle(services, now=clock.now(), grace=services.grace)
+    assert await alerts_of(client, auth) == []
+    for sent, label in ((prefetched, "prefetch"), (unknown, "unknown")):
+        kpis = (await view(client, auth, sent["id"]))["kpis"]
+        assert kpis["opens"] == 0 and kpis["by_class"]["opens"][label] == 1
