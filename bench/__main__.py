@@ -1,11 +1,11 @@
 """`python -m bench`: the rewrite, pixel, import, mailbox sync, followed-emails list,
-scanner classification and first-open alert latency benchmarks, a summary on the terminal
-and docs/performance.md rewritten from the figures of this run.
+scanner classification, first-open alert latency and fold throughput benchmarks, a summary
+on the terminal and docs/performance.md rewritten from the figures of this run.
 
 `--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
-figures from different runs (or machines) would be misleading; `--only sync` and `--only
-alerts` are the exceptions: each replaces its own section only, which says it comes from a
-separate run.
+figures from different runs (or machines) would be misleading; `--only sync`, `--only
+lists`, `--only alerts` and `--only fold` are the exceptions: each replaces its own
+section only, which says it comes from a separate run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import alerts, bench_rewrite, classify, imports, lists, performance_doc, pixel, sync
+from bench import (
+    alerts,
+    bench_rewrite,
+    classify,
+    fold,
+    imports,
+    lists,
+    performance_doc,
+    pixel,
+    sync,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 
@@ -39,13 +49,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("pixel", "rewrite", "imports", "sync", "lists", "classify", "alerts"),
+        choices=("pixel", "rewrite", "imports", "sync", "lists", "classify", "alerts", "fold"),
     )
     args = parser.parse_args()
 
     failed = False
     rewrite_result = pixel_result = import_result = sync_result = None
-    lists_result = classify_result = alerts_result = None
+    lists_result = classify_result = alerts_result = fold_result = None
     if args.only in (None, "rewrite"):
         rewrite_result = bench_rewrite.measure()
         print(bench_rewrite.report(rewrite_result), flush=True)
@@ -75,6 +85,11 @@ def main() -> None:
         print(alerts.report(alerts_result), flush=True)
         failed |= not alerts_result.checked
 
+    if args.only in (None, "fold"):
+        fold_result = fold.measure()
+        print(fold.report(fold_result), flush=True)
+        failed |= not fold_result.checked
+
     if (
         rewrite_result is not None
         and pixel_result is not None
@@ -83,6 +98,7 @@ def main() -> None:
         and lists_result is not None
         and classify_result is not None
         and alerts_result is not None
+        and fold_result is not None
     ):
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text(
@@ -94,12 +110,19 @@ def main() -> None:
                 lists_result,
                 classify_result,
                 alerts_result,
+                fold_result,
             )
         )
         print(f"wrote {DOC}")
+    elif args.only == "fold" and fold_result is not None and DOC.exists():
+        DOC.write_text(performance_doc.splice_fold(DOC.read_text(), fold_result))
+        print(f"wrote the fold and capacity sections of {DOC}")
     elif args.only == "alerts" and alerts_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_alerts(DOC.read_text(), alerts_result))
         print(f"wrote the alert section of {DOC}")
+    elif args.only == "lists" and lists_result is not None and DOC.exists():
+        DOC.write_text(performance_doc.splice_lists(DOC.read_text(), lists_result))
+        print(f"wrote the list section of {DOC}")
     elif args.only == "sync" and sync_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_sync(DOC.read_text(), sync_result))
         print(f"wrote the sync rows and section of {DOC}")

@@ -2,8 +2,11 @@
 messages, through the real HTTP app on real Azurite.
 
 Set-up (not timed): the seller's message rows go straight into their partition of the
-`messages` table, in transactions of 100, shaped as compose and delivery store them with KPI
-columns from `shared.engagement.kpis.to_columns`. Ten templates are created through the template
+`messages` table, each with its list index rows (`shared.core.list_index.create_operations`,
+as compose writes them), in transactions of at most 100 operations, shaped as compose and
+delivery store them with KPI columns from `shared.engagement.kpis.to_columns`. Two more
+sellers (2,000 and 100,000 messages by default) are set up the same way to count the
+storage requests of each page at other sizes. Ten templates are created through the template
 library and every message is counted for its template (sent, and opened or replied where it
 was). Marking tens of thousands of messages one by one through `template_library.mark` takes
 minutes on Azurite, so the big set's marker and counter rows are written directly, in the
@@ -11,8 +14,10 @@ same shape; a small set made both ways, side by side, shows one `GET /api/templa
 the same figures for each (and `mark`'s own rate is measured on it).
 
 Timed: each request through `httpx.ASGITransport` on `functions.http_app.create_app()`, with
-a development token, alternating with its bare-storage floor in the same rounds. Storage
-requests are counted with bench/sync.py's transport counter.
+a development token, alternating with its bare-storage floor in the same rounds: the first
+and a continuation page of the list for every sort. Storage requests are counted with
+bench/sync.py's transport counter. The list as it was before its index (the seller's whole
+partition read, sorted in memory) is timed a few times beside it, for comparison.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import dataclasses
 import json
 import random
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +46,7 @@ from pydantic import SecretStr
 
 from bench.sync import count_storage_requests
 from shared.bootstrap import build_services
+from shared.core import list_index
 from shared.core.auth import Seller, dev_seller, make_dev_token
 from shared.core.ids import new_message_id
 from shared.core.services import Services
@@ -53,10 +60,12 @@ from shared.tracking.events import bucket_of
 from tests.utils.azurite import azurite
 
 SELLER = "bench.lists@contoso.example"
+SIZES = (2_000, 100_000)  # more sellers, for the storage requests per page at other sizes
 LIMIT = 50  # the list's default page size
 PAGE_ROWS = 1000  # the most entities Table storage returns per query page
 NOT_FOLLOWED = 0.02  # share of the seller's mail sent unfollowed by choice
 _BATCH = 100  # the most operations one table transaction takes
+_BEFORE_REPEATS = 3  # the list before its index takes seconds: timed a few times only
 _WRITERS = 4  # transactions in flight during set-up
 _SUBMIT_TRIES = 3
 _SHARDS = 16  # the template library's counter rows per template
@@ -111,23 +120,35 @@ class Timing:
         return sum(self.storage.values())
 
 
+def list_page(sort: str, order: str = "desc", *, continued: bool = False, state: str = "") -> str:
+    """The name of one timed list request."""
+    filtered = f"&follow_state={state}" if state else ""
+    which = "continuation page" if continued else "first page"
+    return f"GET /api/messages?sort={sort}&order={order}{filtered} ({which})"
+
+
 # What is timed, in the order of each round: the app's requests and their floors.
-LIST_FIRST = "GET /api/messages (first page)"
-LIST_NEXT = "GET /api/messages (continuation page)"
-LIST_OPENS = "GET /api/messages?sort=opens&order=desc"
+LIST_FIRST = list_page("sent_at")  # the default
+LIST_NEXT = list_page("sent_at", continued=True)
+LIST_OPENS = list_page("opens")
+LIST_ANY = list_page("sent_at", state="any")  # every follow_state's range, merged
+LISTS = [
+    list_page(sort, continued=continued)
+    for sort in list_index.SORT_FIELDS
+    for continued in (False, True)
+] + [list_page("opens", "asc"), LIST_ANY]
 TEMPLATES = "GET /api/templates?sort=recommended&order=desc"
 TEMPLATE = "GET /api/templates/{id}"
-LIST_FLOOR = "floor: the list's query, consumed"
+LIST_FLOOR = "floor: one index range query + the page's point reads"
 TEMPLATES_FLOOR = "floor: templates query + one counter query"
 TEMPLATES_BARE = "bare: templates query + every counter query"
 TEMPLATE_FLOOR = "floor: template read + templates query + one counter query"
 FLOORS = {
-    LIST_FIRST: LIST_FLOOR,
-    LIST_NEXT: LIST_FLOOR,
-    LIST_OPENS: LIST_FLOOR,
+    **dict.fromkeys(LISTS, LIST_FLOOR),
     TEMPLATES: TEMPLATES_FLOOR,
     TEMPLATE: TEMPLATE_FLOOR,
 }
+BEFORE = "before the index: the seller's partition read to the end (key + sort column)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +162,8 @@ class ListsResult:
     repeats: int
     timings: dict[str, Timing]
     setup_seconds: dict[str, float]  # what each set-up step took (not timed)
+    before: Timing  # the list as it was made before its index, first page by sent_at
+    pages: dict[int, dict[str, float]]  # messages -> list request -> storage requests
     mark_rate: float  # marks per second through `template_library.mark` (equality set)
     equality_marks: int  # marks made through `mark` for the equality set
     equal: bool  # the directly written counts read the same as the marked ones
@@ -160,13 +183,18 @@ class ListsResult:
         return self.marks_total / self.mark_rate
 
     @property
-    def list_pages(self) -> float:
-        """Query pages the list reads per request."""
-        return self.timings[LIST_FLOOR].storage_requests
+    def speedup(self) -> float:
+        """The list before its index over the list now, first page by sent_at."""
+        return self.before.median_ms / self.timings[LIST_FIRST].median_ms
+
+    @property
+    def flat(self) -> bool:
+        """The same storage requests for each page whatever the seller's message count."""
+        return all(counts == self.pages[self.messages] for counts in self.pages.values())
 
     @property
     def checked(self) -> bool:
-        return self.equal and all(self.checks.values())
+        return self.equal and self.flat and all(self.checks.values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +207,7 @@ class _Message:
     sent_at: str
     opens: int
     replies: int
+    values: dict[str, Any]  # the sort columns
 
 
 def _kpis(rng: random.Random, sent: datetime, open_rate: float, reply_rate: float) -> Kpis:
@@ -283,26 +312,44 @@ def _row(
 async def _in_transactions(table: TableClient, partitions: dict[str, list[dict[str, Any]]]) -> None:
     """Write the rows, 100 per transaction (one partition each), a few transactions at once.
     Upserts, so a transaction whose body Azurite dropped under load can simply be sent again."""
+    await _submit_all(
+        table,
+        [
+            [("upsert", row) for row in rows[i : i + _BATCH]]
+            for rows in partitions.values()
+            for i in range(0, len(rows), _BATCH)
+        ],
+    )
+
+
+def _message_transactions(rows: Sequence[dict[str, Any]]) -> list[list[list_index.Operation]]:
+    """Message rows with their list index rows, as compose writes each (`listed`, and its
+    index rows in the same transaction), packed whole into transactions of at most 100
+    operations. Upserts, so a transaction can be sent again."""
+    batches: list[list[list_index.Operation]] = [[]]
+    for row in rows:
+        operations = [("upsert", e) for _, e, *_ in list_index.create_operations(row)]
+        if len(batches[-1]) + len(operations) > _BATCH:
+            batches.append([])
+        batches[-1] += operations
+    return batches
+
+
+async def _submit_all(table: TableClient, batches: list[list[list_index.Operation]]) -> None:
     gate = asyncio.Semaphore(_WRITERS)
 
-    async def submit(chunk: list[dict[str, Any]]) -> None:
+    async def submit(batch: list[list_index.Operation]) -> None:
         async with gate:
             for attempt in range(_SUBMIT_TRIES):
                 try:
-                    await table.submit_transaction([("upsert", row) for row in chunk])
+                    await table.submit_transaction(batch)
                     return
                 except ServiceRequestError:
                     if attempt == _SUBMIT_TRIES - 1:
                         raise
                     await asyncio.sleep(0.5)
 
-    await asyncio.gather(
-        *(
-            submit(rows[i : i + _BATCH])
-            for rows in partitions.values()
-            for i in range(0, len(rows), _BATCH)
-        )
-    )
+    await asyncio.gather(*(submit(batch) for batch in batches if batch))
 
 
 def _counts_of(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -466,9 +513,11 @@ async def _setup(
     chosen = rng.choices(range(len(ids)), weights, k=count)
     rows = [_row(rng, seller, n, ids[t], t, now) for n, t in enumerate(chosen)]
     setup["message rows generated"] = time.perf_counter() - start
+    _say(f"set-up: {count:,} messages and their index rows")
     start = time.perf_counter()
-    await _in_transactions(services.store.messages, {seller.partition: rows})
-    setup[f"message rows written ({-(-count // _BATCH)} transactions)"] = (
+    batches = _message_transactions(rows)
+    await _submit_all(services.store.messages, batches)
+    setup[f"message rows and their index rows written ({len(batches):,} transactions)"] = (
         time.perf_counter() - start
     )
 
@@ -489,6 +538,7 @@ async def _setup(
             r["sent_at"],
             int(r["opens"]),
             int(r["replies"]),
+            {field: r.get(field) for field in list_index.SORT_FIELDS},
         )
         for t, r in zip(chosen, rows, strict=True)
     ]
@@ -496,7 +546,11 @@ async def _setup(
 
 
 async def _measure(
-    connection_string: str, count: int, repeats: int, profile: cProfile.Profile | None
+    connection_string: str,
+    count: int,
+    repeats: int,
+    profile: cProfile.Profile | None,
+    sizes: Sequence[int],
 ) -> ListsResult:
     services = build_services(Settings(storage_connection_string=SecretStr(connection_string)))
     table_netloc = next(
@@ -515,10 +569,26 @@ async def _measure(
             messages, ids, marks, setup, (equal, equality_marks, mark_seconds) = await _setup(
                 services, seller, count, http, headers
             )
-            first = await _get(http, "/api/messages", headers, limit=LIMIT)
-            calls = _calls(services, seller, http, headers, ids, first["continuation"])
+            _say("timing the rounds")
+            tokens = await _tokens(http, headers)
+            calls = _calls(services, seller, http, headers, ids, tokens)
             timings = await _rounds(calls, repeats, table_netloc, profile)
-            checks = await _check(http, headers, messages, ids, marks, first)
+            before = await _time(
+                lambda: _before_the_index(services, seller), _BEFORE_REPEATS, table_netloc
+            )
+            checks = await _check(http, headers, messages, ids, marks, tokens)
+            pages = {count: await _page_requests(http, headers, table_netloc)}
+            for size in sizes:
+                _say(f"set-up: another seller with {size:,} messages")
+                start = time.perf_counter()
+                other, other_headers = await _other_seller(services, size, ids[0])
+                setup[f"{size:,} messages of another seller, with index rows"] = (
+                    time.perf_counter() - start
+                )
+                pages[size] = await _page_requests(http, other_headers, table_netloc)
+                checks[f"{size:,} messages: first page by sent_at"] = await _first_page_right(
+                    http, other_headers, other
+                )
         return ListsResult(
             messages=count,
             followed=sum(m.followed for m in messages),
@@ -527,6 +597,8 @@ async def _measure(
             repeats=repeats,
             timings=timings,
             setup_seconds=setup,
+            before=before,
+            pages=dict(sorted(pages.items())),
             mark_rate=equality_marks / mark_seconds,
             equality_marks=equality_marks,
             equal=equal,
@@ -534,6 +606,105 @@ async def _measure(
         )
     finally:
         await services.close()
+
+
+def _say(what: str) -> None:
+    """Progress on stderr: a big set-up takes minutes."""
+    print(f"lists: {what}", file=sys.stderr, flush=True)
+
+
+async def _other_seller(
+    services: Services, count: int, template_id: str
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Another seller with `count` messages (and their index rows), for requests per page."""
+    email = f"bench.lists.{count}@contoso.example"
+    seller = dev_seller(email)
+    rng, now = random.Random(count), services.clock()
+    rows = [_row(rng, seller, n, template_id, 0, now) for n in range(count)]
+    await _submit_all(services.store.messages, _message_transactions(rows))
+    return rows, {"Authorization": f"Bearer {make_dev_token(services.settings, email)}"}
+
+
+async def _first_page_right(
+    http: httpx.AsyncClient, headers: dict[str, str], rows: Sequence[dict[str, Any]]
+) -> bool:
+    followed = [r for r in rows if r["follow_state"] == "followed"]
+    expected = sorted(followed, key=lambda r: (r["sent_at"], r["RowKey"]), reverse=True)
+    page = await _get(http, "/api/messages", headers, limit=LIMIT)
+    return [i["id"] for i in page["items"]] == [r["RowKey"] for r in expected[:LIMIT]]
+
+
+def _params(name: str) -> dict[str, Any]:
+    """The query parameters of a timed list request, from its name (without continuation)."""
+    query = name.split("?", 1)[1].split(" ", 1)[0]
+    return {"limit": LIMIT, **dict(part.split("=", 1) for part in query.split("&"))}
+
+
+async def _tokens(http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, str]:
+    """The continuation token after the first page of each timed continuation request."""
+    tokens = {}
+    for name in LISTS:
+        if name.endswith("(continuation page)"):
+            first = await _get(http, "/api/messages", headers, **_params(name))
+            tokens[name] = first["continuation"]
+    return tokens
+
+
+async def _page_requests(
+    http: httpx.AsyncClient, headers: dict[str, str], table_netloc: str
+) -> dict[str, float]:
+    """Storage requests of each timed list request, made once, for this seller."""
+    tokens = await _tokens(http, headers)
+    counts = {}
+    for name in LISTS:
+        extra = {"continuation": tokens[name]} if name in tokens else {}
+        with count_storage_requests(table_netloc) as counted:
+            await _get(http, "/api/messages", headers, **_params(name), **extra)
+        counts[name] = float(sum(counted.values()))
+    return counts
+
+
+async def _before_the_index(services: Services, seller: Seller) -> object:
+    """The first page by sent_at as the list made it before its index: the key and sort
+    column of every followed message of the seller's partition, sorted in memory, then
+    the page's rows read whole (16 in flight)."""
+    store = services.store
+    keys = [
+        (row["sent_at"], row["RowKey"])
+        async for row in store.messages.query_entities(
+            "PartitionKey eq @pk and owner eq @owner and follow_state eq @state",
+            parameters={"pk": seller.partition, "owner": seller.key, "state": "followed"},
+            select=["RowKey", "sent_at"],
+        )
+    ]
+    keys.sort(reverse=True)
+    return await _point_reads(services, seller, [k for _, k in keys[:LIMIT]])
+
+
+async def _point_reads(services: Services, seller: Seller, ids: Sequence[str]) -> list[Any]:
+    gate = asyncio.Semaphore(16)  # as shared.messages.reading reads a page
+
+    async def read(message_id: str) -> Any:
+        async with gate:
+            return await services.store.messages.get_entity(
+                seller.partition, message_id, select=MESSAGE_LIST_COLUMNS
+            )
+
+    return await asyncio.gather(*(read(m) for m in ids))
+
+
+async def _time(call: Callable[[], Awaitable[object]], repeats: int, table_netloc: str) -> Timing:
+    """One call timed `repeats` times, after one untimed."""
+    await call()
+    ms, cpu, storage = [], [], Counter[str]()
+    for _ in range(repeats):
+        with count_storage_requests(table_netloc) as counted:
+            cpu_start, start = time.thread_time(), time.perf_counter()
+            await call()
+            ms.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.thread_time() - cpu_start) * 1000)
+        storage.update(counted)
+    return Timing(ms, cpu, {what: n / repeats for what, n in storage.most_common()})
 
 
 async def _get(
@@ -551,22 +722,31 @@ def _calls(
     http: httpx.AsyncClient,
     headers: dict[str, str],
     ids: Sequence[str],
-    continuation: str,
+    tokens: dict[str, str],
 ) -> dict[str, Callable[[], Awaitable[object]]]:
     """Each timed request and each floor, as a call that does it once."""
     store = services.store
-    # The query shared.messages.reading.list_messages sends for the default follow_state, with its
-    # own column list, so the floor reads exactly what the list reads.
-    list_query = "PartitionKey eq @pk and owner eq @owner and follow_state eq @state"
-    list_parameters = {"pk": seller.partition, "owner": seller.key, "state": "followed"}
+    # What shared.messages.reading.list_messages reads for the default first page, bare: one
+    # range of the list index (the seller's partition, followed, sent_at desc), then the
+    # page's rows whole with its own column list.
+    prefix = list_index.range_prefix(seller.key, "sent_at", "desc", "followed")
 
     async def list_floor() -> object:
-        return [
-            row
-            async for row in store.messages.query_entities(
-                list_query, parameters=list_parameters, select=MESSAGE_LIST_COLUMNS
-            )
-        ]
+        keys = []
+        async for row in store.messages.query_entities(
+            "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+            parameters={
+                "pk": seller.partition,
+                "low": prefix,
+                "high": list_index.range_end(prefix),
+            },
+            select=["RowKey"],
+            results_per_page=LIMIT + 1,
+        ):
+            keys.append(list_index.message_at("desc", row["RowKey"][len(prefix) :]))
+            if len(keys) > LIMIT:
+                break
+        return await _point_reads(services, seller, keys[:LIMIT])
 
     # The queries of shared.templates.library: the template list, then a template's counters.
     async def templates_query() -> list[Any]:
@@ -604,11 +784,17 @@ def _calls(
     def app(path: str, **params: Any) -> Callable[[], Awaitable[object]]:
         return lambda: _get(http, path, headers, **params)
 
+    lists = {
+        name: app(
+            "/api/messages",
+            **_params(name),
+            **({"continuation": tokens[name]} if name in tokens else {}),
+        )
+        for name in LISTS
+    }
     return {
         LIST_FLOOR: list_floor,
-        LIST_FIRST: app("/api/messages", limit=LIMIT),
-        LIST_NEXT: app("/api/messages", limit=LIMIT, continuation=continuation),
-        LIST_OPENS: app("/api/messages", limit=LIMIT, sort="opens", order="desc"),
+        **lists,
         TEMPLATES_FLOOR: templates_floor,
         TEMPLATES_BARE: templates_bare,
         TEMPLATES: app("/api/templates", sort="recommended", order="desc"),
@@ -631,7 +817,7 @@ async def _rounds(
     storage: dict[str, Counter[str]] = {name: Counter() for name in calls}
     for round_ in range(repeats + 1):
         for name, call in calls.items():
-            profiled = profile is not None and name in (LIST_FIRST, LIST_NEXT, LIST_OPENS)
+            profiled = profile is not None and name in LISTS
             with count_storage_requests(table_netloc) as counted:
                 cpu_start, start = time.thread_time(), time.perf_counter()
                 if profiled:
@@ -660,16 +846,10 @@ async def _check(
     messages: Sequence[_Message],
     ids: Sequence[str],
     marks: dict[str, int],
-    first: dict[str, Any],
+    tokens: dict[str, str],
 ) -> dict[str, bool]:
-    """The answers against the rows written: the pages in order, the template counts."""
-    followed = [m for m in messages if m.followed]
-    by_sent = sorted(followed, key=lambda m: (m.sent_at, m.id), reverse=True)
-    by_opens = sorted(followed, key=lambda m: (m.opens, m.id), reverse=True)
-    following = await _get(
-        http, "/api/messages", headers, limit=LIMIT, continuation=first["continuation"]
-    )
-    opens = await _get(http, "/api/messages", headers, limit=LIMIT, sort="opens", order="desc")
+    """The answers against the rows written: every timed page in the order the rows give
+    (sorted in memory as the list was before its index), the template counts."""
     listed = await _get(http, "/api/templates", headers, sort="recommended", order="desc")
     one = await _get(http, f"/api/templates/{ids[0]}", headers)
     expected = {t: Counter[str]() for t in ids}
@@ -678,15 +858,27 @@ async def _check(
             sent=1, opened=int(m.opens > 0), replied=int(m.replies > 0)
         )
     items = {item["id"]: item for item in listed["items"]}
+    checks = {}
+    for name in LISTS:
+        params = _params(name)
+        sort, order = params["sort"], params["order"]
+        state = params.get("follow_state", "followed")
+        mine = [m for m in messages if state == "any" or m.followed == (state == "followed")]
 
-    def ids_of(page: dict[str, Any]) -> list[str]:
-        return [item["id"] for item in page["items"]]
+        def key(m: _Message, sort: str = sort) -> tuple[Any, str]:
+            value = m.values.get(sort)
+            text = sort in list_index.TIME_FIELDS
+            return (str(value or "") if text else int(value or 0), m.id)
 
+        ordered = sorted(mine, key=key, reverse=order == "desc")
+        skip = LIMIT if name in tokens else 0
+        extra = {"continuation": tokens[name]} if name in tokens else {}
+        page = await _get(http, "/api/messages", headers, **params, **extra)
+        checks[f"{name}: the rows' order"] = [i["id"] for i in page["items"]] == [
+            m.id for m in ordered[skip : skip + LIMIT]
+        ]
     return {
-        "first page: the 50 newest followed": ids_of(first) == [m.id for m in by_sent[:LIMIT]],
-        "continuation page: the next 50": ids_of(following)
-        == [m.id for m in by_sent[LIMIT : 2 * LIMIT]],
-        "by opens: the 50 most opened": ids_of(opens) == [m.id for m in by_opens[:LIMIT]],
+        **checks,
         "templates: each one's sent, opened and replied": set(items) == set(ids)
         and all([items[t][w] for w in MARKERS] == [expected[t][w] for w in MARKERS] for t in ids),
         "templates: the counts add up to the messages'": [
@@ -701,14 +893,18 @@ async def _check(
 
 
 def measure(
-    messages: int = 20_000, repeats: int = 15, profile: cProfile.Profile | None = None
+    messages: int = 20_000,
+    repeats: int = 15,
+    profile: cProfile.Profile | None = None,
+    sizes: Sequence[int] = SIZES,
 ) -> ListsResult:
     """Run the benchmark end to end (Azurite is started and torn down here). A profile
-    handed in is enabled around the timed list requests only."""
-    if messages < 2 * LIMIT + 1:
+    handed in is enabled around the timed list requests only. `sizes`: the message counts
+    of the other sellers whose pages' storage requests are counted."""
+    if min(messages, *sizes) < 2 * LIMIT + 1:
         raise ValueError(f"the list needs more than {2 * LIMIT} messages for two full pages")
-    with azurite() as connection_string:
-        return asyncio.run(_measure(connection_string, messages, repeats, profile))
+    with azurite(in_memory=True) as connection_string:
+        return asyncio.run(_measure(connection_string, messages, repeats, profile, sizes))
 
 
 def report(result: ListsResult) -> str:
@@ -726,6 +922,20 @@ def report(result: ListsResult) -> str:
             f"CPU {timing.cpu_median_ms:.1f} ms, {timing.storage_requests:g} storage "
             f"requests{ratio}"
         )
+    lines.append(
+        f"  {BEFORE}: median {r.before.median_ms:,.1f} ms, {r.before.storage_requests:g} storage "
+        f"requests ({len(r.before.ms)} repeats); the list now: {r.speedup:,.0f}x faster"
+    )
+    for size, counts in r.pages.items():
+        lines.append(
+            f"  storage requests per page at {size:,} messages: "
+            + ", ".join(f"{n:g}" for n in counts.values())
+            + f" (in the order above{'' if size != r.messages else '; the timed seller'})"
+        )
+    lines.append(
+        "  storage requests per page "
+        + ("the same at every size" if r.flat else "DIFFER between sizes")
+    )
     lines.append(
         "  set-up: "
         + ", ".join(f"{what} {seconds:.1f} s" for what, seconds in r.setup_seconds.items())
@@ -749,10 +959,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.lists", description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=list(SIZES),
+        help="message counts of other sellers whose storage requests per page are counted",
+    )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the timed list requests")
     args = parser.parse_args()
     profile = cProfile.Profile() if args.profile else None
-    result = measure(args.messages, args.repeats, profile)
+    result = measure(args.messages, args.repeats, profile, args.sizes)
     print(report(result))
     if profile is not None:
         profile.dump_stats(args.profile)

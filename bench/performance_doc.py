@@ -9,7 +9,8 @@ import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import alerts, bench_rewrite, imports, lists, pixel, sync
+from bench import alerts, bench_rewrite, fold, imports, lists, pixel, sync
+from shared.tracking.events import SHARDS
 
 PIXEL_TARGET = 0.8
 
@@ -37,6 +38,7 @@ def render(
     lists_result: lists.ListsResult,
     classify_result: dict[str, float],
     alerts_result: alerts.AlertResult,
+    fold_result: fold.FoldResult,
     now: datetime | None = None,
 ) -> str:
     """The whole document."""
@@ -151,6 +153,10 @@ def render(
         *_classify_section(classify_result),
         "",
         *_alerts_section(alerts_result),
+        "",
+        *_fold_section(fold_result),
+        "",
+        *_capacity_section(fold_result),
     ]
     return "\n".join(lines) + "\n"
 
@@ -270,6 +276,140 @@ def splice_alerts(document: str, result: alerts.AlertResult, now: datetime | Non
         "",
         f"This section comes from a separate run on {moment} (`python -m bench --only "
         "alerts`, same machine); the rest of the page from the run above.",
+    ]
+    return _replace_section(document, section)
+
+
+def splice_fold(document: str, result: fold.FoldResult, now: datetime | None = None) -> str:
+    """The document with its fold and capacity sections replaced by a separate run's
+    (`--only fold`), which they say, with the run's time."""
+    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    section = _fold_section(result)
+    section[1:1] = [
+        "",
+        f"This section and the next come from a separate run on {moment} (`python -m bench "
+        "--only fold`, same machine); the rest of the page from the run above.",
+    ]
+    return _replace_section(_replace_section(document, section), _capacity_section(result))
+
+
+# Azure list prices (USD, pay as you go, LRS hot tier, 2026) the cost model uses; they change:
+# check the pricing pages before relying on the figure.
+_PRICE_BLOB_WRITE_10K = 0.065  # a tracking hit writes one blob
+_PRICE_BLOB_LIST_10K = 0.065  # listings, the fold's and the alert cycle's
+_PRICE_TABLE_10K = 0.00036  # table transactions (a batch is billed per entity here, to be safe)
+_PRICE_QUEUE_10K = 0.0004
+_PRICE_GB_SECOND = 0.000026  # Flex Consumption on-demand execution, per GB-s
+_INSTANCE_GB = 2.048  # the plan's instance memory (infra/app/api.bicep)
+_ENTITIES_PER_EVENT = 11  # the event row, the KPI row and up to 8 list index rows, the alert
+_PARTITION_ENTITIES = 2000  # Table storage: entities per second per partition
+_ACCOUNT_REQUESTS = 20000  # Storage: requests per second per account
+
+
+def _fold_section(r: fold.FoldResult) -> list[str]:
+    lines = [
+        "## Folding events into KPIs (`bench/fold.py`)",
+        "",
+        "The events are recorded through the real tracking endpoint (in-process ASGI, "
+        f"{fold.IN_FLIGHT} requests in flight: the rate that feeds the fold), then folded by "
+        "`fold_cycle` in one worker, on the same fresh Azurite, in the same run. Target: the fold "
+        "at least as fast as the recording (ratio ≥ 1) for both shapes of traffic.",
+        "",
+        "| traffic | events | recorded, events/s | folded, events/s | fold / record |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for shape in r.shapes:
+        lines.append(
+            f"| {shape.name} ({shape.messages} messages) | {shape.events} | "
+            f"{shape.record_rate:.0f} | {shape.fold_rate:.0f} | **{shape.ratio:.2f}** |"
+        )
+    if r.workers:
+        one = r.workers[0].rate
+        lines += [
+            "",
+            f"Scaling out: {r.workers[0].events} messages with one open each, folded by 1, 2 and "
+            f"4 worker processes side by side (each its own services and connections, as separate "
+            f"instances would be), the {SHARDS} shards dealt out between them; the time runs "
+            "from the first worker's start to the last one's end. This machine has "
+            f"{os.cpu_count()} cores, shared with Azurite: past that, more workers cannot help "
+            "here, where in Azure each instance brings its own.",
+            "",
+            "| workers | folded, events/s | against one worker |",
+            "| ---: | ---: | ---: |",
+            *(f"| {w.workers} | {w.rate:.0f} | {w.rate / one:.2f}x |" for w in r.workers),
+        ]
+    lines += ["", f"Check: {'every event folded once' if r.checked else 'FAILED'}."]
+    return lines
+
+
+def _capacity_section(r: fold.FoldResult) -> list[str]:
+    per_worker = min(s.fold_rate for s in r.shapes)  # the harder shape
+    per_partition = _PARTITION_ENTITIES / _ENTITIES_PER_EVENT
+    account = _ACCOUNT_REQUESTS / 1.5  # a blob write per event, and the fold's requests
+    fold_seconds_per_100k = 100_000 / per_worker
+    writes = 100_000 * _PRICE_BLOB_WRITE_10K / 10_000
+    entities = 100_000 * _ENTITIES_PER_EVENT * _PRICE_TABLE_10K / 10_000
+    compute = fold_seconds_per_100k * _INSTANCE_GB * _PRICE_GB_SECOND
+    cost = writes + entities + compute
+    # fixed: each shard's listing every 10 s, the alert cycle's two every 5 s
+    listings_day = (SHARDS / 10 + 2 / 5) * 86_400
+    listings_cost = listings_day * _PRICE_BLOB_LIST_10K / 10_000
+    rows = []
+    for sellers, per_day in ((100, 20), (1_000, 20), (10_000, 30)):
+        events_day = sellers * per_day * 8  # 8 events per followed message (opens, clicks...)
+        peak = events_day / 86_400 * 20  # a burst 20 times the day's mean (newsletters)
+        workers = max(1, -(-peak // per_worker))
+        rows.append(f"| {sellers:,} | {per_day} | {events_day:,} | {peak:.0f} | {workers:.0f} |")
+    return [
+        "## Capacity model",
+        "",
+        "From the measured figures above, and Azure Storage's published limits.",
+        "",
+        f"- **One worker folds about {per_worker:.0f} events/s** (the slower shape above, on "
+        "this 2-core machine with Azurite beside it). The tracking endpoint records about "
+        f"{max(s.record_rate for s in r.shapes):.0f} events/s per instance here; the Functions "
+        "plan adds instances for HTTP load and for the `fold-shards` queue's length separately, "
+        f"and {SHARDS} shards let up to {SHARDS} fold workers share the work.",
+        "- **Workers needed** (8 events per followed message: opens, clicks, scanners' sweeps; "
+        "a peak 20 times the day's mean, a newsletter or a scanner wave at delivery):",
+        "",
+        "| sellers | followed messages per seller per day | events per day | peak events/s "
+        "| fold workers at the peak |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "- **What binds first.** Table storage serves 2,000 entities/s per partition. A seller's "
+        "messages, their event rows and their list index share the seller's partition, and a "
+        f"folded event writes up to {_ENTITIES_PER_EVENT} entities there (its row, the message's "
+        "KPIs and list index rows when a sorted column changes, an alert): about "
+        f"**{per_partition:.0f} folded events/s for one seller** is the hottest partition in our "
+        "key design (the seller with the largest burst). Past that, the fold's transactions are "
+        "throttled (503) and retried by the next cycle; events are never lost (they stay in "
+        "their blobs until folded). The account's 20,000 requests/s come next: a tracking hit "
+        "is one blob write and the fold adds about half a request per event (batched reads, "
+        f"transactions of up to 100): about **{account:,.0f} events/s per storage account**. "
+        "Blob names begin with the time bucket, one hot name range for writes: Azure balances "
+        "it by splitting ranges, and the account limit above is the figure to plan by.",
+        f"- **Cost per 100,000 events** at list prices (USD; see the constants in "
+        f"`bench/performance_doc.py`): about **${cost:.2f}**: blob writes ${writes:.2f}, table "
+        f"entities ${entities:.3f}, the fold's compute {fold_seconds_per_100k:.0f} s of one "
+        f"{_INSTANCE_GB:.0f} GB instance ${compute:.3f} (the tracking requests' own compute "
+        "comes on top, as before). The timers' listings (each shard's every 10 s, the alert "
+        f"cycle's two every 5 s: {listings_day:,.0f} a day) are a fixed ${listings_cost:.2f} a "
+        "day whatever the traffic; the queue's messages (at most 16 every 10 s) cost less than "
+        f"${(SHARDS / 10) * 86_400 * 3 * _PRICE_QUEUE_10K / 10_000:.3f} a day.",
+    ]
+
+
+def splice_lists(document: str, result: lists.ListsResult, now: datetime | None = None) -> str:
+    """The document with its list section replaced by a separate run's (`--only lists`),
+    which the section says, with the run's time."""
+    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    section = _lists_section(result)
+    section[1:1] = [
+        "",
+        f"This section comes from a separate run on {moment} (`python -m bench --only "
+        "lists`, same machine); the rest of the page from the run above.",
     ]
     return _replace_section(document, section)
 
@@ -450,8 +590,8 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
     floor, templates = t[lists.LIST_FLOOR], t[lists.TEMPLATES]
     bare = t[lists.TEMPLATES_BARE]
     checked = (
-        "**passed**: the pages and the sort were the ones the rows give, and each template's "
-        "counts were its messages'."
+        "**passed**: every page was the one the rows give (sorted in memory as the list was "
+        "before its index), and each template's counts were its messages'."
         if all(r.checks.values())
         else "**failed**: " + "; ".join(what for what, ok in r.checks.items() if not ok) + "."
     )
@@ -466,6 +606,12 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
         )
         for name, timing in t.items()
     ]
+    slowest = max(lists.LISTS, key=lambda name: t[name].median_ms)
+    sizes = list(r.pages)
+    pages = [
+        f"| {name} | " + " | ".join(f"{r.pages[size][name]:g}" for size in sizes) + " |"
+        for name in lists.LISTS
+    ]
     return [
         "## Followed-emails list and template statistics (`bench/lists.py`)",
         "",
@@ -474,17 +620,18 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
         "development token, so no server or socket sits between the client and the app, and "
         "the storage SDKs reach Azurite over loopback. Set-up, not timed: one seller with "
         f"**{r.messages:,} messages** in their partition of the `messages` table "
-        f"({r.followed:,} followed, the rest not followed), written in transactions of 100 "
-        "in the shape compose and delivery store them, with folded KPIs (opens, clicks, "
-        "attachment views, replies, first and last open), sent over the past year. "
-        f"{r.templates} templates are created through the template library and each message "
-        f"is counted for its template: {r.marks['sent']:,} sent, {r.marks['opened']:,} "
-        f"opened and {r.marks['replied']:,} replied. `template_library.mark` counts "
-        f"{r.mark_rate:.0f} marks/s here ({r.equality_marks} measured), so those "
-        f"{r.marks_total:,} marks would take ~{_duration(r.mark_estimate_seconds)}; "
-        "their marker and counter rows are written directly in the same shape instead, and "
-        "twin templates made both ways (one marked through `mark`, one written directly, "
-        "with the same marks) showed "
+        f"({r.followed:,} followed, the rest not followed), each written with its list index "
+        "rows as compose writes them (`shared.core.list_index`), in transactions of at most "
+        "100 operations, in the shape compose and delivery store them, with folded KPIs "
+        "(opens, clicks, attachment views, replies, first and last open), sent over the past "
+        f"year. {r.templates} templates are created through the template library and each "
+        f"message is counted for its template: {r.marks['sent']:,} sent, "
+        f"{r.marks['opened']:,} opened and {r.marks['replied']:,} replied. "
+        f"`template_library.mark` counts {r.mark_rate:.0f} marks/s here ({r.equality_marks} "
+        f"measured), so those {r.marks_total:,} marks would take "
+        f"~{_duration(r.mark_estimate_seconds)}; their marker and counter rows are written "
+        "directly in the same shape instead, and twin templates made both ways (one marked "
+        "through `mark`, one written directly, with the same marks) showed "
         + (
             "the same figures in one `GET /api/templates` and the same rows: **equal**."
             if r.equal
@@ -495,9 +642,12 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
         "once, right after its floor, so the machine's noise falls on both. Wall time per "
         "request (median and p90), the CPU time of the runner's thread (the app, the storage "
         "SDK and the HTTP client share it), and the storage requests per request, counted "
-        "on azure-core's transport as in the sync benchmark. The floors are bare SDK calls "
-        "with no app: for the list, its own query (same filter and select) read to the end, "
-        "which any answer built from the partition pays; for the template list, the "
+        "on azure-core's transport as in the sync benchmark. The list is timed for its first "
+        f"page and a continuation page ({lists.LIMIT} rows each) for every sort, descending, "
+        "and besides for one ascending sort and for `follow_state=any`. The floors are bare "
+        "SDK calls with no app: for the list, one range query of its index "
+        f"({lists.LIMIT + 1} rows) and the page's {lists.LIMIT} rows read whole (16 in "
+        "flight), the requests any page read from an index pays; for the template list, the "
         "templates query and then one counter query, the two round trips in a row that any "
         "template list with counters needs (and the template read before them, for one "
         f"template). Row {number[lists.TEMPLATES_BARE]} makes the same storage requests as "
@@ -508,22 +658,33 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
         *rows,
         "",
-        f"The list reads only the row key and the sort column of the seller's partition "
-        f"({r.list_pages:g} query page{'' if r.list_pages == 1 else 's'} of up to "
-        f"{lists.PAGE_ROWS:,} rows for {r.followed:,} followed messages), sorts those in "
-        f"Python, and reads the {lists.LIMIT} rows of the page whole with point reads "
-        "(16 in flight). The floor is the naive answer, the same query with every column "
-        "the list shows, read to the end; "
-        f"the first page takes **{r.ratio(lists.LIST_FIRST):.2f}×** that floor. Of the "
-        f"floor's {floor.median_ms:,.0f} ms, {floor.cpu_median_ms:,.0f} ms is CPU in the "
-        "runner's thread (nearly all of it the storage SDK turning wide rows into entities, "
-        "in a profile from `python -m bench.lists --profile FILE`) and the rest waiting for "
-        "Azurite. The template "
-        f"list makes {templates.storage_requests:g} storage requests (the templates query, "
-        f"then one counter query per template, gathered) and takes "
+        "The list reads its index (`shared.core.list_index`): rows in the seller's message "
+        "partition whose keys are in the order of each sort (descending ones inverted), one "
+        "range per follow_state, so a page is one range query of "
+        f"{lists.LIMIT + 1} rows (one per follow_state, merged, for `any`), the seller's "
+        f"older partitions looked up (one read), and the page's {lists.LIMIT} rows read whole. "
+        f"Its first page by `sent_at` takes **{t[lists.LIST_FIRST].median_ms:,.1f} ms** "
+        f"({r.ratio(lists.LIST_FIRST):.2f}× the floor); the slowest list request, "
+        f"{slowest}, {t[slowest].median_ms:,.1f} ms. Before the index the list read the key "
+        "and sort column of every followed message of the partition, sorted them in Python "
+        f"and read the page: {r.before.median_ms:,.0f} ms here for the same first page "
+        f"({r.before.storage_requests:g} storage requests, median of {len(r.before.ms)}), "
+        f"**{r.speedup:,.0f}×** the time it takes now.",
+        "",
+        "Storage requests per list request for sellers with these many messages (the others "
+        "set up the same way, each request made once); "
+        + ("**the same at every size**." if r.flat else "**they differ between sizes**."),
+        "",
+        "| Request | " + " | ".join(f"{size:,} messages" for size in sizes) + " |",
+        "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+        *pages,
+        "",
+        f"The template list makes {templates.storage_requests:g} storage requests (the "
+        "templates query, then one counter query per template, gathered) and takes "
         f"**{r.ratio(lists.TEMPLATES):.2f}×** the two-request floor and "
         f"{templates.median_ms / bare.median_ms:.2f}× the same requests made bare: its time "
-        "is the counter queries, which grow with the number of templates, not of messages.",
+        "is the counter queries, which grow with the number of templates, not of messages. "
+        f"(Floor of the list: {floor.median_ms:,.1f} ms.)",
         "",
         "Set-up, not timed: "
         + "; ".join(f"{what} {seconds:.1f} s" for what, seconds in r.setup_seconds.items())

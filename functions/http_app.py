@@ -12,7 +12,17 @@ from starlette.exceptions import HTTPException
 
 from functions.errors import domain_error, http_error, validation_error
 from functions.middleware import BodyLimit, CatchAll, RequestTimer
-from functions.routes import admin, alerts, health, messages, records, templates, tracking
+from functions.routes import (
+    activities,
+    admin,
+    alerts,
+    health,
+    me,
+    messages,
+    records,
+    templates,
+    tracking,
+)
 from shared.bootstrap import get_services
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from shared.core.services import Services
@@ -34,6 +44,8 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.state.services = services
     app.router.routes.extend(tracking.routes)
     app.include_router(messages.router)
+    app.include_router(activities.router)
+    app.include_router(me.router)
     app.include_router(admin.router)
     app.include_router(records.router)
     app.include_router(alerts.router)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import logging
 import socket
@@ -24,7 +25,7 @@ from typing import Any
 
 import azure.functions as func
 import uvicorn
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions.timer import TimerRequest
 
 from functions.ncrontab import Schedule
@@ -35,6 +36,11 @@ from shared.core.storage import ensure_storage
 
 logger = logging.getLogger("functions.local")
 STORAGE_WAIT_SECONDS = 60  # Azurite starts alongside; a first start takes a few seconds
+# As host.json's "queues" settings tell the Functions host.
+QUEUE_BATCH = 4
+QUEUE_VISIBILITY_SECONDS = 30
+QUEUE_POLL_SECONDS = 2
+MAX_DEQUEUE = 5
 
 
 def resolve_schedule(expression: str, settings: Settings) -> str:
@@ -64,6 +70,71 @@ def timer_functions(
                 )
             )
     return found
+
+
+def queue_functions(
+    app: func.FunctionRegister,
+) -> list[tuple[str, str, Callable[..., Awaitable[None]]]]:
+    """(name, queue name, user function) of every queue trigger the app registers."""
+    found: list[tuple[str, str, Callable[..., Awaitable[None]]]] = []
+    for function in app.get_functions():
+        trigger: Any = function.get_trigger()
+        binding = trigger.get_dict_repr()
+        if binding["type"] == "queueTrigger":
+            found.append(
+                (
+                    str(function.get_function_name()),
+                    binding["queueName"],
+                    function.get_user_function(),
+                )
+            )
+    return found
+
+
+async def run_queue(name: str, queue: str, target: Callable[..., Awaitable[None]]) -> None:
+    """Feed `target` the messages of `queue` as the Functions host does (host.json's
+    queues settings): a few at a time, a message deleted once handled, seen again after
+    its visibility timeout when the handler failed, moved to `<queue>-poison` after
+    MAX_DEQUEUE tries."""
+    client = get_services().store.queue_service.get_queue_client(queue)
+    poison = get_services().store.queue_service.get_queue_client(f"{queue}-poison")
+    with contextlib.suppress(ResourceExistsError):
+        await poison.create_queue()
+    while True:
+        handled = 0
+        try:
+            async for item in client.receive_messages(
+                messages_per_page=QUEUE_BATCH,
+                visibility_timeout=QUEUE_VISIBILITY_SECONDS,
+                max_messages=QUEUE_BATCH,
+            ):
+                handled += 1
+                if item.dequeue_count and item.dequeue_count > MAX_DEQUEUE:
+                    await poison.send_message(item.content)
+                    await client.delete_message(item)
+                    logger.error(
+                        "queue %s: a message failed %s times: moved to %s-poison",
+                        name,
+                        MAX_DEQUEUE,
+                        queue,
+                    )
+                    continue
+                body = base64.b64decode(item.content)
+                try:
+                    await target(
+                        message=func.QueueMessage(
+                            id=item.id, body=body, pop_receipt=item.pop_receipt
+                        )
+                    )
+                except Exception as error:
+                    logger.error("queue %s failed: %s", name, type(error).__name__)
+                    logger.debug("queue %s failed", name, exc_info=True)
+                    continue
+                await client.delete_message(item)
+        except AzureError as error:
+            logger.error("queue %s could not be read: %s", name, type(error).__name__)
+        if not handled:
+            await asyncio.sleep(QUEUE_POLL_SECONDS)
 
 
 async def run_timer(name: str, schedule: Schedule, target: Callable[..., Awaitable[None]]) -> None:
@@ -130,6 +201,10 @@ async def serve(host: str, port: int) -> None:
     tasks = [
         asyncio.create_task(run_timer(name, Schedule(schedule), target))
         for (name, schedule), (_, _, target) in zip(schedules, registered, strict=True)
+    ]
+    tasks += [
+        asyncio.create_task(run_queue(name, queue, target))
+        for name, queue, target in queue_functions(function_app.app)
     ]
     config = uvicorn.Config(
         function_app.asgi,

@@ -289,6 +289,7 @@ var appSettings = union({
   ENVIRONMENT: 'azure'
   STORAGE_BLOB_URL: storage.outputs.blobEndpoint
   STORAGE_TABLE_URL: storage.outputs.tableEndpoint
+  STORAGE_QUEUE_URL: storage.outputs.queueEndpoint
   AZURE_CLIENT_ID: identity.outputs.clientId
   TRACKING_BASE_URL: trackingBaseUrl
   TOKEN_KEYS: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.tokenKeysSecretUri})'
@@ -315,6 +316,7 @@ var appSettings = union({
   RETENTION_DAYS: string(retentionDays)
   FOLD_GRACE_SECONDS: '30'
   FOLD_SCHEDULE: '*/10 * * * * *'
+  FOLD_BACKSTOP_SECONDS: '60'
   DISPATCH_SCHEDULE: '0 * * * * *'
   SYNC_SCHEDULE: '0 */15 * * * *'
   RETRY_SCHEDULE: '0 7-59/15 * * * *'

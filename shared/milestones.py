@@ -6,6 +6,7 @@ the sync and sending call these through `Services.milestones`
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from shared.assistant import first_open_alerts
@@ -28,6 +29,10 @@ class StoredMilestones:
     async def opened(self, message: Message, first: OpenEvidence, now: datetime) -> None:
         await self._mark(message, "opened")
         await first_open_alerts.on_first_open(self._store, self._settings, message, first, now)
+
+    async def opened_all(self, opened: list[tuple[Message, OpenEvidence]], now: datetime) -> None:
+        await asyncio.gather(*(self._mark(message, "opened") for message, _ in opened))
+        await first_open_alerts.on_first_opens(self._store, self._settings, opened, now)
 
     async def unopened(self, message: Message, reason: str, now: datetime) -> None:
         await first_open_alerts.on_no_open(self._store, message, reason, now)

@@ -10,9 +10,11 @@ from functions.deps import SellerDep, ServicesDep
 from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
 from shared.assistant.reminders import ReminderIn
-from shared.messages import compose, lifecycle, reading
-from shared.messages.models import ComposeIn, RescheduleIn
+from shared.messages import compose, drafts, lifecycle, reading
+from shared.messages.models import ComposeIn, DraftPatch, RescheduleIn
 from shared.messages.public import MessageListPublic, MessagePreferencesPublic, MessagePublic
+from shared.outlook import tracked
+from shared.outlook.public import ActivityListPublic
 
 router = APIRouter(
     prefix="/api/messages",
@@ -117,6 +119,56 @@ async def view_preferences(
 ) -> dict[str, Any]:
     """The recipients' Follow Email preferences for this message (view preferences)."""
     return await reading.recipient_preferences(services, seller, message_id)
+
+
+@router.patch(
+    "/{message_id}",
+    response_model=MessagePublic,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
+async def edit_draft(
+    message_id: str, body: DraftPatch, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Change a draft (recipients, subject, body, attachments, follow); its follow state is
+    decided again. 409 for a message that is not a draft, or changed meanwhile."""
+    return await drafts.update(services, seller, message_id, body)
+
+
+@router.delete("/{message_id}", status_code=204, responses=error_responses(404, 409))
+async def delete_draft(message_id: str, seller: SellerDep, services: ServicesDep) -> Response:
+    """Delete a draft (409 for a message that is not a draft)."""
+    await drafts.delete(services, seller, message_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{message_id}/retry-follow",
+    response_model=MessagePublic,
+    responses=error_responses(404, 409),
+)
+async def retry_follow(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """Retry Follow: decide a draft's follow state again after its recipients or their
+    preferences changed; `follow_reason` and `blocked_recipients` say why it is still not
+    followed."""
+    return await drafts.retry_follow(services, seller, message_id)
+
+
+@router.get(
+    "/{message_id}/activities",
+    response_model=ActivityListPublic,
+    responses=error_responses(404),
+)
+async def message_activities(
+    message_id: str,
+    seller: SellerDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    continuation: str | None = None,
+) -> dict[str, Any]:
+    """The Outlook items tracked through this followed message (its replies), newest first."""
+    return await tracked.by_message(
+        services, seller, message_id, limit=limit, continuation=continuation
+    )
 
 
 @router.get("/{message_id}", response_model=MessagePublic, responses=error_responses(404))

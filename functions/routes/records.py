@@ -12,6 +12,8 @@ from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
 from shared.crm import preferences, records
 from shared.crm.public import AdvicePublic, PreferencesPublic, RecordListPublic, RecordPublic
+from shared.outlook import record_timeline, tracked
+from shared.outlook.public import ActivityListPublic, TimelinePublic
 
 router = APIRouter(
     prefix="/api",
@@ -45,6 +47,50 @@ async def read(
 ) -> dict[str, Any]:
     """A record, with the history of its Follow Email and addresses (who, when, old, new)."""
     return await records.get(services, record_type, record_id, history=True)
+
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.get(
+    "/records/{record_type}/{record_id}/timeline",
+    response_model=TimelinePublic,
+    responses=error_responses(404),
+)
+async def timeline(
+    record_type: str,
+    record_id: str,
+    seller: SellerDep,
+    services: ServicesDep,
+    limit: Limit = 50,
+    continuation: str | None = None,
+) -> dict[str, Any]:
+    """The record's timeline, newest first: the followed messages you sent to any of its
+    addresses or regarding it, with their KPIs, and the Outlook items tracked to it (your
+    mailbox's; every mailbox's for an admin)."""
+    return await record_timeline.timeline(
+        services, seller, record_type, record_id, limit=limit, continuation=continuation
+    )
+
+
+@router.get(
+    "/records/{record_type}/{record_id}/activities",
+    response_model=ActivityListPublic,
+    responses=error_responses(404),
+)
+async def record_activities(
+    record_type: str,
+    record_id: str,
+    seller: SellerDep,
+    services: ServicesDep,
+    limit: Limit = 50,
+    continuation: str | None = None,
+) -> dict[str, Any]:
+    """The Outlook items tracked to the record, newest first (your mailbox's; every
+    mailbox's for an admin)."""
+    return await tracked.by_record(
+        services, seller, record_type, record_id, limit=limit, continuation=continuation
+    )
 
 
 @router.patch(

@@ -1,6 +1,6 @@
 // Role assignments, least privilege: what the app's managed identity needs and nothing else.
-// No queue role: the app has only HTTP and timer triggers, and timers keep their schedule
-// state and locks in blobs, so the host never touches queues or tables of AzureWebJobsStorage.
+// Queues: the fold's shards go through the `fold-shards` queue (the app sends, the host's queue
+// trigger reads and deletes, and moves a failing message to the poison queue).
 // ARM refuses an assignment whose principalType is not the principal's (UnmatchedPrincipalType):
 // the managed identity is a service principal by definition, the deployer is what azd says.
 
@@ -31,6 +31,8 @@ var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 // Storage Blob Data Contributor: the deploying person's access for `python -m shared.ops.cli`.
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+// Storage Queue Data Contributor: the fold-shards queue (send, read, delete, poison).
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 // Key Vault Secrets User: read secret values, for the app settings' Key Vault references.
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 // Monitoring Metrics Publisher: send telemetry to Application Insights with Entra ID auth.
@@ -53,6 +55,16 @@ resource appBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: storageAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storageAccount.id, identityPrincipalId, storageQueueDataContributor)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
   }

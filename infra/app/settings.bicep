@@ -30,12 +30,16 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 }
 
 // The Functions host's own settings. AzureWebJobsStorage through the managed identity, blobs
-// only: timers keep their schedule state and locks in blobs, and no trigger uses queues or
-// tables. Telemetry with Entra ID auth, since the component refuses instrumentation keys.
+// only: timers keep their schedule state and locks in blobs. The queue trigger's connection
+// STORAGE, through the same identity. Telemetry with Entra ID auth, since the component refuses instrumentation keys.
 var hostSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__blobServiceUri: storageAccount.properties.primaryEndpoints.blob
+  // The fold_shard queue trigger's connection ("STORAGE", functions/timers/fold.py).
+  STORAGE__credential: 'managedidentity'
+  STORAGE__clientId: identityClientId
+  STORAGE__queueServiceUri: storageAccount.properties.primaryEndpoints.queue
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }

@@ -33,6 +33,10 @@ var containerNames = [
   'activities'
   'graphpermits'
 ]
+var queueNames = [
+  'fold-shards'
+  'fold-shards-poison'
+]
 var tableNames = [
   'alerts'
   'reminders'
@@ -50,6 +54,7 @@ var tableNames = [
   'webhooks'
   'idempotency'
   'sellers'
+  'timelineindex'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -138,6 +143,18 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   name: tableName
 }]
 
+// The queue that hands fold shards to the queue-triggered workers, and the host's poison queue
+// for a message that failed maxDequeueCount times (host.json); the app's QUEUES.
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+  parent: queueService
+  name: queueName
+}]
+
 // Interaction blobs are written once and named by time bucket; storage deletes them after
 // retentionDays itself, and the app purge timer does the same for any account without this rule.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
@@ -177,3 +194,4 @@ output name string = account.name
 output resourceId string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output queueEndpoint string = account.properties.primaryEndpoints.queue

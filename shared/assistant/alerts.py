@@ -5,6 +5,8 @@ list, and a webhook receives it again, withdrawn."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -14,10 +16,11 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.assistant import webhooks
 from shared.assistant.views import alert_view
+from shared.core import transactions
 from shared.core.auth import Seller
 from shared.core.errors import InvalidInput, NotFound
 from shared.core.rows import owner_of
@@ -25,6 +28,8 @@ from shared.core.services import Services
 from shared.core.storage import Store, update_if_unchanged
 
 _PRIORITY_ORDER = {"high": 0, "normal": 1}
+_IDS_PER_QUERY = 14  # a filter takes at most 15 comparisons: the partition and 14 ids
+_BATCH = 100  # the most operations one table transaction takes
 
 
 async def create(store: Store, alert: dict[str, Any]) -> bool:
@@ -57,7 +62,22 @@ async def first_open(
     """Create the first-open alert of a message (once: its id is derived from the message),
     saying how we know it was opened and, for a copy sent to one recipient, by whom. An
     alert withdrawn before (its open was a scanner's) stands again, on this open."""
-    row = {
+    row = first_open_row(
+        message, opened_at=opened_at, how=how, raised_at=raised_at, recipient=recipient
+    )
+    return await _create_or_raise_again(store, row)
+
+
+def first_open_row(
+    message: Mapping[str, Any],
+    *,
+    opened_at: datetime,
+    how: str,
+    raised_at: datetime,
+    recipient: str,
+) -> dict[str, Any]:
+    """The first-open alert row of a message."""
+    return {
         "PartitionKey": owner_of(message),
         "RowKey": _first_open_id(message),
         "kind": "first_open",
@@ -71,8 +91,11 @@ async def first_open(
         "recipient": recipient,
         "withdrawn": "",
     }
-    if await create(store, row):
-        return True
+
+
+async def _raise_again(store: Store, row: dict[str, Any]) -> bool:
+    """An alert that exists stands again if it was withdrawn (its open was a scanner's, and
+    now a person's open counts); True if this call raised it."""
     existing = await store.alerts.get_entity(row["PartitionKey"], row["RowKey"])
     if not existing.get("withdrawn"):
         return False
@@ -81,6 +104,59 @@ async def first_open(
     except ResourceModifiedError:
         return False  # a racing cycle raised it again first
     return True
+
+
+async def first_opens(store: Store, rows: list[dict[str, Any]]) -> int:
+    """Create many first-open alerts (rows from `first_open_row`) as `first_open` would one by
+    one, in a few requests: the ones that exist are read by queries of 14 ids per seller,
+    the new ones created in transactions of up to 100 per seller; how many were raised."""
+    by_seller: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_seller[row["PartitionKey"]].append(row)
+    raised = await asyncio.gather(*(_first_opens_of(store, k, v) for k, v in by_seller.items()))
+    return sum(raised)
+
+
+async def _first_opens_of(store: Store, seller_key: str, rows: list[dict[str, Any]]) -> int:
+    found: dict[str, Any] = {}
+    for start in range(0, len(rows), _IDS_PER_QUERY):
+        chunk = rows[start : start + _IDS_PER_QUERY]
+        names = {f"r{n}": row["RowKey"] for n, row in enumerate(chunk)}
+        wanted = " or ".join(f"RowKey eq @{name}" for name in names)
+        async for existing in store.alerts.query_entities(
+            f"PartitionKey eq @pk and ( {wanted} )",
+            parameters={"pk": seller_key, **names},
+            select=["RowKey", "withdrawn"],
+        ):
+            found[str(existing["RowKey"])] = existing
+    fresh = [row for row in rows if row["RowKey"] not in found]
+    again = [row for row in rows if found.get(row["RowKey"], {}).get("withdrawn")]
+    raised = sum(await asyncio.gather(*(_raise_again(store, row) for row in again)))
+    if not fresh:
+        return raised
+    for row in fresh:  # queued for the webhook first: a crash in between loses no delivery
+        await webhooks.enqueue(store, seller_key, row["RowKey"])
+    for start in range(0, len(fresh), _BATCH):
+        chunk = fresh[start : start + _BATCH]
+        try:
+            await transactions.submit(
+                store.alerts,
+                [
+                    ("create", {"snoozed_until": "", "dismissed": False, "webhook": "", **r})
+                    for r in chunk
+                ],
+            )
+            raised += len(chunk)
+        except TableTransactionError:  # one was raised meanwhile (a racing cycle): one by one
+            made = await asyncio.gather(*(_create_or_raise_again(store, r) for r in chunk))
+            raised += sum(made)
+    return raised
+
+
+async def _create_or_raise_again(store: Store, row: dict[str, Any]) -> bool:
+    if await create(store, row):
+        return True
+    return await _raise_again(store, row)
 
 
 async def withdraw_first_open(

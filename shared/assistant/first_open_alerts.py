@@ -32,11 +32,13 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.assistant import alerts
 from shared.classification.evidence import clear_read
+from shared.core import transactions
 from shared.core.ids import partition_of
 from shared.core.services import OpenEvidence, Services
 from shared.core.settings import Settings
 from shared.core.storage import Store
-from shared.engagement.fold import list_events, read_cursor
+from shared.engagement import shards
+from shared.engagement.fold import list_events
 from shared.engagement.kpis import from_columns
 from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
 from shared.tracking.labelling import first_counted_open, label_message, open_evidence
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 _DUE = "alert-due"  # state-table partition: RowKey "{due time}|{message id}"
 _REMEMBERED = 100_000  # message ids a worker remembers as alerted (or not followable)
 _LOOKUPS = 16  # message reads in flight at once
+_BATCH = 100  # the most operations one table transaction takes
 _done: OrderedDict[str, None] = OrderedDict()
 
 
@@ -107,11 +110,48 @@ async def on_first_open(
     await _queue(store, message, due)
 
 
-async def _queue(store: Store, message: Mapping[str, Any], due: datetime) -> None:
-    message_id = message["RowKey"]
-    await store.state.upsert_entity(
-        {"PartitionKey": _DUE, "RowKey": _due_key(due, message_id), "message_id": message_id}
+async def on_first_opens(
+    store: Store,
+    settings: Settings,
+    opened: list[tuple[Mapping[str, Any], OpenEvidence]],
+    now: datetime,
+) -> None:
+    """`on_first_open` for many messages (a fold's partition) in a few requests."""
+    raising, queued = [], []
+    for message, first in opened:
+        if message.get("follow_state") != "followed":
+            continue
+        due = first.at + timedelta(seconds=settings.alert_wait_seconds)
+        if first.clear or due <= now:
+            raising.append(_row(message, first, now))
+        else:
+            queued.append(_due_row(message, due))
+    for start in range(0, len(queued), _BATCH):
+        await transactions.submit(
+            store.state, [("upsert", r) for r in queued[start : start + _BATCH]]
+        )
+    await alerts.first_opens(store, raising)
+    for row in raising:
+        _remember(str(row["message_id"]))
+
+
+def _row(message: Mapping[str, Any], first: OpenEvidence, now: datetime) -> dict[str, Any]:
+    return alerts.first_open_row(
+        message,
+        opened_at=first.at,
+        how=first.how,
+        raised_at=now,
+        recipient=_recipient(message, first.copy),
     )
+
+
+def _due_row(message: Mapping[str, Any], due: datetime) -> dict[str, Any]:
+    message_id = message["RowKey"]
+    return {"PartitionKey": _DUE, "RowKey": _due_key(due, message_id), "message_id": message_id}
+
+
+async def _queue(store: Store, message: Mapping[str, Any], due: datetime) -> None:
+    await store.state.upsert_entity(_due_row(message, due))
 
 
 async def on_no_open(store: Store, message: Mapping[str, Any], reason: str, now: datetime) -> None:
@@ -144,7 +184,7 @@ async def _due_alerts(services: Services, now: datetime) -> tuple[int, int]:
     """Alert on each queued message whose wait is over, once the fold has absorbed every
     event up to its due time, if its KPIs still count an open. (created, still waiting)"""
     store = services.store
-    folded = await read_cursor(store) or ""
+    cursors = await shards.read(store)
     created = waiting = 0
     rows = store.state.query_entities(
         "PartitionKey eq @pk and RowKey le @due",
@@ -152,7 +192,7 @@ async def _due_alerts(services: Services, now: datetime) -> tuple[int, int]:
     )
     async for row in rows:
         due = datetime.fromisoformat(str(row["RowKey"]).partition("|")[0])
-        if folded < bucket_of(due):
+        if cursors.folded(str(row["message_id"])) < bucket_of(due):
             waiting += 1  # the fold is still catching up with the evidence: next cycle
             continue
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 class Public(BaseModel):
@@ -20,3 +20,16 @@ class Public(BaseModel):
 # A time as the services wrote it (ISO 8601 with its offset), kept as text: the answer
 # carries the very string stored, not pydantic's rendering of a datetime ("Z" for "+00:00").
 IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class MePublic(Public):
+    """The calling seller: who Entra ID says they are, their roles, their settings."""
+
+    email: str = Field(description="the seller's address: their mailbox, and what to show")
+    tenant_id: str
+    object_id: str
+    roles: list[str] = Field(description="app roles of the token (`Engagement.Admin`)")
+    is_admin: bool
+    time_zone: str | None = Field(
+        description="the IANA time zone to show times in (PUT /api/me); null until set"
+    )

@@ -45,6 +45,7 @@ class MessageRow(TypedDict, total=False):
     attempts: int
     failure: str
     next_attempt_at: str
+    editing_until: str  # a draft being changed (shared.messages.drafts): not sent until then
     # KPIs (shared.engagement.kpis.to_columns).
     opens: int
     link_clicks: int
@@ -62,6 +63,7 @@ class MessageRow(TypedDict, total=False):
     last_json: str
     by_copy: str
     folded_bucket: str
+    listed: int  # the list index version its index rows follow (shared.core.list_index)
     # Not columns: the ETag the row was read with (for updates that must not clobber), and
     # the queue time a claim replaced (so the attempt removes both queue rows).
     etag: str

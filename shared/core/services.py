@@ -48,6 +48,10 @@ class Milestones(Protocol):
         has stood for ALERT_WAIT_SECONDS)."""
         ...
 
+    async def opened_all(self, opened: list[tuple[Message, OpenEvidence]], now: datetime) -> None:
+        """`opened` for many messages at once (a fold's partition), in few requests."""
+        ...
+
     async def unopened(self, message: Message, reason: str, now: datetime) -> None:
         """A later fold took back every counted open of the message (they were a scanner's):
         uncount it for its template and withdraw its first-open alert."""

@@ -19,6 +19,7 @@ AZURITE_CONNECTION_STRING = (
     "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
     "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
     "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
 )
 _PLACEHOLDERS = {DEV_TOKEN_KEY, DEV_AUTH_KEY, "changethis", "secret", ""}
 # A pointer to a key rather than a key: azd's vault:// reference from .azure/<env>/config.json,
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     storage_connection_string: SecretStr | None = None
     storage_blob_url: str | None = None
     storage_table_url: str | None = None
+    # The queue that hands fold shards to workers (shared.engagement.fold_queue); by default
+    # the blob URL's account, at its queue endpoint.
+    storage_queue_url: str | None = None
     azure_client_id: str | None = None  # user-assigned managed identity, read by azure-identity too
 
     # Public base URL of the tracking endpoints, as recipients' mail clients reach them.
@@ -103,6 +107,9 @@ class Settings(BaseSettings):
     # after it ends so that a slow tracking write is never missed.
     fold_schedule: str = "*/10 * * * * *"
     fold_grace_seconds: int = 30
+    # The fold timer hands each shard with new events to the queue, for workers that scale
+    # out; a shard the queue's workers leave this far behind, it folds itself (the backstop).
+    fold_backstop_seconds: int = Field(default=60, ge=10, le=3600)
     # First-open alerts (without waiting for the fold) and webhook deliveries.
     alert_schedule: str = "*/5 * * * * *"
     # An open that is not clearly a person's waits this long for later evidence (a scanner's

@@ -20,6 +20,8 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_blob_sas
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from shared.core.settings import Settings
 
@@ -29,6 +31,8 @@ ATTACHMENTS = "attachments"
 OUTBOX = "outbox"
 ACTIVITY_BLOBS = "activities"
 GRAPH_PERMITS = "graphpermits"  # leases that count Graph requests per mailbox (outlook.permits)
+FOLD_QUEUE = "fold-shards"  # shards with new events, for the fold's workers
+QUEUES = (FOLD_QUEUE,)
 CONTAINERS = (INTERACTIONS, MESSAGE_BLOBS, ATTACHMENTS, OUTBOX, ACTIVITY_BLOBS, GRAPH_PERMITS)
 MESSAGES_TABLE = "messages"
 EVENTS_TABLE = "events"
@@ -46,7 +50,9 @@ TEMPLATE_STATS_TABLE = "templatestats"
 WEBHOOKS_TABLE = "webhooks"
 IDEMPOTENCY_TABLE = "idempotency"
 SELLERS_TABLE = "sellers"  # where older messages of a seller live (shared.core.sellers)
+TIMELINE_INDEX_TABLE = "timelineindex"  # sent mail and activities by record (crm.timeline_index)
 TABLES = (
+    TIMELINE_INDEX_TABLE,
     SELLERS_TABLE,
     IDEMPOTENCY_TABLE,
     WEBHOOKS_TABLE,
@@ -82,6 +88,11 @@ _BLOB_CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 30,
     "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
 }
+_QUEUE_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 10,
+    "retry_total": 2,
+}
 _TABLE_CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 3,
     "read_timeout": 10,
@@ -99,9 +110,19 @@ class Store:
     blob_service: BlobServiceClient
     tracking_blob_service: BlobServiceClient
     table_service: TableServiceClient
+    queue_service: QueueServiceClient
     credential: Any = None
     _delegation_key: UserDelegationKey | None = None
     _delegation_expiry: datetime | None = None
+
+    @cached_property
+    def fold_queue(self) -> QueueClient:
+        # base64 text, what a Functions queue trigger reads by default (host.json)
+        return self.queue_service.get_queue_client(
+            FOLD_QUEUE,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
 
     @cached_property
     def interactions(self) -> ContainerClient:
@@ -195,6 +216,10 @@ class Store:
     def sellers(self) -> TableClient:
         return self.table_service.get_table_client(SELLERS_TABLE)
 
+    @cached_property
+    def timeline_index(self) -> TableClient:
+        return self.table_service.get_table_client(TIMELINE_INDEX_TABLE)
+
     async def read_sas_url(
         self, container: str, blob: str, *, minutes: int, now: datetime | None = None
     ) -> str:
@@ -235,6 +260,7 @@ class Store:
         return self._delegation_key
 
     async def close(self) -> None:
+        await self.queue_service.close()
         await self.blob_service.close()
         await self.tracking_blob_service.close()
         await self.table_service.close()
@@ -252,6 +278,7 @@ def build_store(settings: Settings) -> Store:
                 conn, **_TRACKING_CLIENT_OPTIONS
             ),
             table_service=TableServiceClient.from_connection_string(conn, **_TABLE_CLIENT_OPTIONS),
+            queue_service=QueueServiceClient.from_connection_string(conn, **_QUEUE_CLIENT_OPTIONS),
         )
     from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -271,6 +298,11 @@ def build_store(settings: Settings) -> Store:
         table_service=TableServiceClient(
             settings.storage_table_url, credential=credential, **_TABLE_CLIENT_OPTIONS
         ),
+        queue_service=QueueServiceClient(
+            settings.storage_queue_url or settings.storage_blob_url.replace(".blob.", ".queue.", 1),
+            credential=credential,
+            **_QUEUE_CLIENT_OPTIONS,
+        ),
         credential=credential,
     )
 
@@ -287,7 +319,15 @@ async def ensure_storage(store: Store) -> None:
         with contextlib.suppress(ResourceExistsError):
             await store.table_service.create_table(name)
 
-    await asyncio.gather(*(container(c) for c in CONTAINERS), *(table(t) for t in TABLES))
+    async def queue(name: str) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            await store.queue_service.create_queue(name)
+
+    await asyncio.gather(
+        *(container(c) for c in CONTAINERS),
+        *(table(t) for t in TABLES),
+        *(queue(q) for q in QUEUES),
+    )
 
 
 async def update_if_unchanged(

@@ -15,6 +15,7 @@ from shared.core.services import Services
 from shared.crm import records
 from shared.crm.send_time import advise
 from shared.crm.time_zones import PostalAddress
+from shared.engagement import history
 
 
 async def recipient_preferences(
@@ -81,10 +82,8 @@ async def _opens_of(services: Services, seller: Seller, address: str) -> list[da
         sent_at = datetime.fromisoformat(row["sent_at"])
         times = [
             datetime.fromisoformat(event["at"])
-            async for event in services.store.events.query_entities(
-                "PartitionKey eq @pk and kind eq 'open'",
-                parameters={"pk": row["RowKey"]},
-                select=["at", "label"],
+            for event in await history.read(
+                services.store, row["RowKey"], kind="open", select=["at", "label"]
             )
             if event.get("label", "") in ("human", "")
         ]

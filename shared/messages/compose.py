@@ -17,6 +17,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContentSettings
 
 from shared.assistant import reminders
+from shared.core import list_index
 from shared.core.auth import Seller
 from shared.core.errors import Conflict, NotFound
 from shared.core.ids import new_message_id, partition_of
@@ -75,19 +76,19 @@ async def create(
             return reserved
         message_id = reserved  # a new message, or the first request's that died before its commit
     body = await _with_template(services, seller, body)
-    decision = await _follow_decision(services, body)
+    decision = await follow_decision(services, body)
     if decision.state != "followed":
         body = body.model_copy(update={"follow": False})
     if body.reminder is not None:
         reminders.check(body.reminder, followed=body.follow, now=services.clock())
-    html, links = _delivered_body(services, message_id, body, files)
+    html, links = delivered_body(services, message_id, body, files)
     await compose_intents.begin(services, message_id)
-    await _store_blobs(services, message_id, body, files, html, links)
+    await store_blobs(services, message_id, body, files, html, links)
     now = services.clock()
     entity = _message_row(seller, message_id, body, files, decision, now, link_count=len(links))
     await _queue(services, entity, body, now)
-    try:
-        await services.store.messages.create_entity(entity)
+    try:  # with its rows in the list index, in one transaction
+        await list_index.create_message(services.store.messages, entity)
     except ResourceExistsError:  # a retry of a compose whose first request got this far
         return Composed(await current_view(services, seller, message_id), True)
     await compose_intents.done(services, message_id)
@@ -134,7 +135,7 @@ async def _with_template(services: Services, seller: Seller, body: ComposeIn) ->
     return body.model_copy(update={"subject": rendered.subject, "html": rendered.html})
 
 
-def _delivered_body(
+def delivered_body(
     services: Services, message_id: str, body: ComposeIn, files: list[CheckedFile]
 ) -> tuple[str, list[str]]:
     """The HTML that goes out and its followed links (none for an unfollowed message). Sent
@@ -170,7 +171,7 @@ async def _annotate(
     services: Services,
     seller: Seller,
     body: ComposeIn,
-    decision: _FollowDecision,
+    decision: FollowDecision,
     view: dict[str, Any],
 ) -> None:
     """Why the message is not followed, and send-time advice for a single recipient."""
@@ -185,7 +186,7 @@ async def _annotate(
             logger.warning("send-time advice could not be read")
 
 
-async def _store_blobs(
+async def store_blobs(
     services: Services,
     message_id: str,
     body: ComposeIn,
@@ -193,6 +194,8 @@ async def _store_blobs(
     html: str,
     links: list[str],
 ) -> None:
+    """The message's blobs: its attachments, the body as delivered, the seller's original
+    (kept while followed) and the followed links; each overwritten if there."""
     store = services.store
     uploads = [
         store.attachments.upload_blob(
@@ -219,7 +222,7 @@ def _message_row(
     message_id: str,
     body: ComposeIn,
     files: list[CheckedFile],
-    decision: _FollowDecision,
+    decision: FollowDecision,
     now: datetime,
     *,
     link_count: int,
@@ -262,26 +265,26 @@ def _message_row(
 
 
 @dataclass(frozen=True, slots=True)
-class _FollowDecision:
+class FollowDecision:
     state: FollowState  # not_followed: the seller's choice or the organisation's
     reason: str | None = None
     blocked: list[dict[str, Any]] = field(default_factory=list)
     recipients: int = 0
 
 
-async def _follow_decision(services: Services, body: ComposeIn) -> _FollowDecision:
+async def follow_decision(services: Services, body: ComposeIn) -> FollowDecision:
     """Whether the message will be followed. The seller may choose not to; the organisation
     may have turned engagement off; and a message is followable only when every To and Cc
     recipient is a contact, lead or account record and no recipient, Bcc included, has
     Follow Email set to Do Not Allow."""
     recipients = len(dict.fromkeys(a.lower() for a in [*body.to, *body.cc, *body.bcc]))
     if not body.follow:
-        return _FollowDecision("not_followed", recipients=recipients)
+        return FollowDecision("not_followed", recipients=recipients)
     if not await services.org.enabled():
         reason = "email engagement is turned off for the organisation"
-        return _FollowDecision("not_followed", reason, recipients=recipients)
+        return FollowDecision("not_followed", reason, recipients=recipients)
     blocked = await preferences.blocked_recipients(services, body.to, body.cc, body.bcc)
     if not blocked:
-        return _FollowDecision("followed", recipients=recipients)
+        return FollowDecision("followed", recipients=recipients)
     reason = "a recipient cannot be followed; see blocked_recipients"
-    return _FollowDecision("blocked", reason, blocked, recipients)
+    return FollowDecision("blocked", reason, blocked, recipients)

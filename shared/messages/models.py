@@ -95,3 +95,19 @@ class RescheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     send_at: AwareDatetime
+
+
+class DraftPatch(BaseModel):
+    """PATCH /api/messages/{id}: the fields of a draft to change; those left out (or null)
+    stay. `attachments` replaces the whole list; `follow` is the seller's choice, decided
+    again against the recipients' preferences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[Address] | None = Field(None, max_length=100)
+    cc: list[Address] | None = Field(None, max_length=100)
+    bcc: list[Address] | None = Field(None, max_length=100)
+    subject: Annotated[HeaderText, Field(max_length=998)] | None = None
+    html: BodyText | None = None
+    attachments: list[AttachmentIn] | None = None
+    follow: bool | None = None

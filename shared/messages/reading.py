@@ -1,5 +1,6 @@
 """Reading the seller's messages: one with its KPIs, timeline and history (events not
-folded yet included), the list sorted and paged, and a stored message's preferences now."""
+folded yet included), the list sorted and paged from its index, and a stored message's
+preferences now."""
 
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ from azure.core.exceptions import (
 )
 
 from shared.classification.message_rules import flooded
-from shared.core import sellers
+from shared.core import list_index, sellers
 from shared.core.auth import Seller
 from shared.core.errors import NotFound
 from shared.core.ids import is_message_id, partition_of
 from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
 from shared.crm import preferences
-from shared.engagement.fold import pending_events, read_cursor
+from shared.engagement import history, shards
+from shared.engagement.fold import pending_events
 from shared.engagement.kpis import counts, fold, from_columns, occurrence
-from shared.messages import copies
-from shared.messages.listing import check_sort, page
+from shared.messages import copies, listing
 from shared.messages.views import list_item, message_view, parse_time
 from shared.tracking.events import BUCKET_SECONDS, Event, bucket_of
 from shared.tracking.labelling import label_message
@@ -36,9 +37,9 @@ _PAGE_READS = 16  # point reads in flight for one page of the list
 
 
 LIST_COLUMNS = [
-    "RowKey", "subject", "to", "status", "follow_state", "created_at", "sent_at", "regarding",
-    "opens", "last_opened_at", "first_opened_at", "link_clicks", "attachment_views", "replies",
-    "by_class",
+    "RowKey", "owner", "subject", "to", "status", "follow_state", "created_at", "sent_at",
+    "regarding", "opens", "last_opened_at", "first_opened_at", "link_clicks", "attachment_views",
+    "replies", "by_class",
 ]  # fmt: skip
 
 
@@ -89,11 +90,13 @@ async def get(
     entity = await load(services, seller, message_id)
     sent_at = parse_time(entity.get("sent_at"))
     stored = from_columns(entity)
-    cursor = await read_cursor(services.store) or ""
+    cursors = await shards.read(services.store)
     # No event of this message can be older than the message itself.
     created = datetime.fromisoformat(entity["created_at"]) - timedelta(seconds=BUCKET_SECONDS)
-    after = max(cursor, stored.folded_bucket, bucket_of(created))
-    found = await pending_events(services.store, message_id, after, services.clock())
+    after = max(cursors.folded(message_id), stored.folded_bucket, bucket_of(created))
+    found = await pending_events(
+        services.store, message_id, after, services.clock(), legacy=not cursors.legacy_done
+    )
     # Judged together (both stages), as the fold will: a flood of fetches since the last fold
     # counts the plausible few, not every one.
     link_count = int(entity.get("link_count") or 0)
@@ -127,9 +130,7 @@ async def _history(
             "copy": int(row.get("copy") or 0),
             "recipient": recipients.get(int(row.get("copy") or 0)),
         }
-        async for row in services.store.events.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": message_id}
-        )
+        for row in await history.read(services.store, message_id)
     ]
     seen = {(r["at"], r["event"], r["index"]) for r in rows}
     for event in pending:
@@ -168,39 +169,67 @@ async def list_messages(
     continuation: str | None,
     follow_state: str,
 ) -> dict[str, Any]:
-    """The seller's followed emails with their KPI columns, sorted and paged."""
-    query = "PartitionKey eq @pk and owner eq @owner"
-    parameters = {"owner": seller.key}
-    if follow_state != "any":
-        query += " and follow_state eq @state"
-        parameters["state"] = follow_state
-    # Table storage cannot sort by a KPI: read only each row's key and sort column (most of a
-    # large list's cost is turning wide rows into entities), sort and page those, then read
-    # the page's rows whole. A seller's messages are in their own partition, and older ones
-    # in the partition of the address they were sent from (shared.core.sellers).
-    check_sort(sort)
-    keys = [
-        row
-        for partition in await sellers.message_partitions(services.store, seller)
-        async for row in services.store.messages.query_entities(
-            query, parameters={**parameters, "pk": partition}, select=["RowKey", sort]
+    """The seller's followed emails with their KPI columns, sorted and paged from the list
+    index (shared.core.list_index): `limit + 1` index rows from each range of the seller's
+    message partitions and follow states, merged, then the page's rows read whole. Storage
+    requests per page do not grow with the number of messages."""
+    after = listing.check(sort, order, limit, continuation)
+    states = list_index.STATES if follow_state == "any" else (follow_state,)
+    # A seller's messages are in their own partition, and older ones in the partition of
+    # the address they were sent from (shared.core.sellers): each has its own index rows.
+    partitions = await sellers.message_partitions(services.store, seller)
+    ranges = await asyncio.gather(
+        *(
+            _index_range(services, partition, seller.key, sort, order, state, after, limit + 1)
+            for partition in partitions
+            for state in states
         )
-    ]
-    result = page(keys, sort=sort, order=order, limit=limit, continuation=continuation)
+    )
+    result = listing.merge(ranges, sort=sort, order=order, limit=limit)
     limit_reads = asyncio.Semaphore(_PAGE_READS)
 
-    async def whole(row_key: str) -> dict[str, Any] | None:
+    async def whole(message_id: str) -> dict[str, Any] | None:
         async with limit_reads:
             try:
                 entity = await services.store.messages.get_entity(
-                    partition_of(row_key), row_key, select=LIST_COLUMNS
+                    partition_of(message_id), message_id, select=LIST_COLUMNS
                 )
             except ResourceNotFoundError:
                 return None  # gone between the two reads
-            return dict(entity)
+            return dict(entity) if entity.get("owner") == seller.key else None
 
-    rows = await asyncio.gather(*(whole(str(row["RowKey"])) for row in result.rows))
+    rows = await asyncio.gather(*(whole(message_id) for message_id in result.ids))
     return {
         "items": [list_item(row) for row in rows if row is not None],
         "continuation": result.continuation,
     }
+
+
+async def _index_range(
+    services: Services,
+    partition: str,
+    owner: str,
+    sort: str,
+    order: str,
+    state: str,
+    after: str | None,
+    count: int,
+) -> list[str]:
+    """The first `count` positions of one index range after `after`: one query."""
+    prefix = list_index.range_prefix(owner, sort, order, state)
+    rows = services.store.messages.query_entities(
+        "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+        parameters={
+            "pk": partition,
+            "low": prefix + after if after else prefix,
+            "high": list_index.range_end(prefix),
+        },
+        select=["RowKey"],
+        results_per_page=count,
+    )
+    found: list[str] = []
+    async for row in rows:
+        found.append(str(row["RowKey"])[len(prefix) :])
+        if len(found) == count:
+            break
+    return found

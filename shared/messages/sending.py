@@ -28,12 +28,13 @@ from typing import Any
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.core import list_index
 from shared.core.errors import Conflict
 from shared.core.ids import partition_of
 from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
 from shared.core.storage import update_if_unchanged
-from shared.crm import preferences
+from shared.crm import preferences, timeline_index
 from shared.messages import copies, dispatch_queue, sent_index
 from shared.messages.delivery import Attachment, Outgoing, Receipt
 from shared.tracking.followed_body import FollowedFile
@@ -130,8 +131,12 @@ def claimable(entity: MessageRow, now: datetime, *, by_seller: bool) -> bool:
     """Whether a send attempt may take the message now. The seller may send a draft, a
     scheduled or a failed message; the dispatch cycle takes scheduled messages that are due
     (within the backend's lead) and, for either, a `sending` message whose lease ran out
-    (a crashed attempt, or the backoff after a transient failure). Pure."""
+    (a crashed attempt, or the backoff after a transient failure). A draft being changed
+    waits for the change. Pure."""
     status = str(entity["status"])
+    editing = entity.get("editing_until") or ""
+    if status == "draft" and editing and datetime.fromisoformat(editing) > now:
+        return False  # a change to the draft is being written (shared.messages.drafts)
     if status == "sending":
         return _expired(entity, now)
     if by_seller:
@@ -252,13 +257,36 @@ async def attempt(services: Services, entity: MessageRow) -> MessageRow:
         patch["copies"] = copies.column(copies.entry(m.copy, m.to[0], r) for m, r in delivered)
     if blocked:
         patch.update(_unfollowed(blocked))
-    await services.store.messages.update_entity(dict(patch), mode=UpdateMode.MERGE)
+    await index_sent(services, entity, patch["sent_at"])
+    # sent_at (and follow_state) move the message in the list index: merged into the row as
+    # it is now, with its index rows, in one transaction.
+    await list_index.merge_message(
+        services.store.messages, entity["PartitionKey"], message_id, patch
+    )
     for message, sent in delivered:  # a reply to any copy finds the message
         await sent_index.record(
             services, entity, sent.internet_message_id, sent.conversation_id, copy=message.copy
         )
     await dispatch_queue.unqueue(services, entity)
     return patch
+
+
+async def index_sent(services: Services, entity: MessageRow, sent_at: str) -> None:
+    """Index the message under its recipients and record for the record timeline, before
+    its status says sent (a crash in between leaves a row the timeline does not show)."""
+    owner = entity.get("owner")
+    if not owner:  # made before sellers had ids: build-timeline-index, after the migration
+        return
+    regarding = json.loads(entity["regarding"]) if entity.get("regarding") else None
+    to = [
+        *json.loads(entity.get("to") or "[]"),
+        *json.loads(entity.get("cc") or "[]"),
+        *json.loads(entity.get("bcc") or "[]"),
+    ]
+    partitions = timeline_index.message_partitions(owner, to, regarding)
+    await timeline_index.write(
+        services.store, partitions, timeline_index.row_key(sent_at, entity["RowKey"])
+    )
 
 
 async def _failed_attempt(

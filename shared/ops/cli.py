@@ -1,5 +1,5 @@
 """Command line: `python -m shared.ops.cli dev-token EMAIL | fold | init-storage |
-migrate-identities ...`."""
+migrate-identities | build-list-index | build-timeline-index ...`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
 from shared.engagement.fold import fold_cycle
 from shared.messages.dispatch import dispatch_cycle
-from shared.ops import identities
+from shared.ops import identities, list_index_build, timeline_index_build
 from shared.outlook import mailboxes
 
 
@@ -40,6 +40,11 @@ async def _run(args: argparse.Namespace) -> None:
                 else identities.dev_map(await identities.seller_addresses(services.store))
             )
             result = dataclasses.asdict(await identities.migrate(services, keys))
+        elif args.command == "build-timeline-index":
+            result = dataclasses.asdict(await timeline_index_build.build(services))
+        elif args.command == "build-list-index":
+            built = await list_index_build.build(services.store, _progress)
+            result = dataclasses.asdict(built)
         else:
             from shared.outlook.sync import sync_cycle
 
@@ -48,6 +53,16 @@ async def _run(args: argparse.Namespace) -> None:
         print(json.dumps(result, indent=2, default=str))
     finally:
         await services.close()
+
+
+def _progress(report: list_index_build.BuildReport, partition: str) -> None:
+    print(
+        f"partition {partition}: {report.messages:,} messages read in {report.partitions:,} "
+        f"partitions, {report.indexed:,} indexed, {report.already:,} already, "
+        f"{report.unowned:,} without an owner",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def _init_storage() -> None:
@@ -87,6 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     source.add_argument(
         "--dev", action="store_true", help="the development ids of `dev-token` (local data)"
+    )
+    commands.add_parser(
+        "build-timeline-index",
+        help="index existing activities and sent mail for record timelines (docs/admin.md)",
+    )
+    commands.add_parser(
+        "build-list-index",
+        help="build the followed-emails list's index for existing messages (docs/admin.md)",
     )
     args = parser.parse_args(argv)
     if args.command == "dev-token":

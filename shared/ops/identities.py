@@ -33,7 +33,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.core import sellers
+from shared.core import list_index, sellers
 from shared.core.auth import DEV_TENANT_ID, dev_object_id, email_address
 from shared.core.ids import mailbox_key, message_partition, partition_of, seller_key
 from shared.core.services import Services
@@ -89,7 +89,9 @@ async def seller_addresses(store: Store) -> set[str]:
     """Every seller address the old data names (messages' senders, templates' creators)."""
     found = {
         str(row["seller"]).lower()
-        async for row in store.messages.list_entities(select=["seller"])
+        async for row in store.messages.query_entities(
+            list_index.MESSAGE_ROWS_FILTER, select=["seller"]
+        )
         if row.get("seller")
     }
     async for row in store.templates.list_entities(select=["created_by"]):
@@ -114,7 +116,9 @@ async def migrate(services: Services, keys: Mapping[str, str]) -> MigrationRepor
 async def _messages(store: Store, keys: Mapping[str, str], report: MigrationReport) -> None:
     older: dict[str, set[str]] = defaultdict(set)
     unmapped: set[str] = set()
-    rows = store.messages.list_entities(select=["PartitionKey", "RowKey", "seller", "owner"])
+    rows = store.messages.query_entities(
+        list_index.MESSAGE_ROWS_FILTER, select=["PartitionKey", "RowKey", "seller", "owner"]
+    )
     async for row in rows:
         owner = row.get("owner")
         if not owner:
@@ -122,10 +126,7 @@ async def _messages(store: Store, keys: Mapping[str, str], report: MigrationRepo
             if owner is None:
                 unmapped.add(str(row.get("seller", "")))
                 continue
-            await store.messages.update_entity(
-                {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "owner": owner},
-                mode=UpdateMode.MERGE,
-            )
+            await _own(store, row["PartitionKey"], row["RowKey"], owner)
             report.messages_owned += 1
         if row["PartitionKey"] != message_partition(owner):
             older[owner].add(row["PartitionKey"])
@@ -133,6 +134,18 @@ async def _messages(store: Store, keys: Mapping[str, str], report: MigrationRepo
         await sellers.add_partitions(store, owner, partitions)
     report.sellers_with_older_partitions = len(older)
     report.unmapped_sellers = sorted(unmapped)
+
+
+async def _own(store: Store, partition: str, message_id: str, owner: str) -> None:
+    """Give a message its owner, which lists it: its list index rows are written with it
+    (shared.core.list_index), in one transaction."""
+    keys = {"PartitionKey": partition, "RowKey": message_id}
+    await list_index.merge_message(
+        store.messages,
+        partition,
+        message_id,
+        {**keys, "owner": owner, list_index.LISTED: list_index.VERSION},
+    )
 
 
 async def _owner_of_message(store: Store, message_id: str) -> str | None:

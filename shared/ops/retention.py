@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from azure.data.tables import UpdateMode
-
+from shared.core import list_index
 from shared.core.services import Services
 from shared.core.storage import Store
+from shared.engagement import history
 from shared.engagement.kpis import Kpis, to_columns
 from shared.messages import idempotency
-from shared.tracking.events import bucket_of
+from shared.outlook import tracked
+from shared.tracking.events import bucket_of, message_of_blob
+
+# What an activity's index rows are made from (shared.crm.timeline_index).
+_ACTIVITY_INDEXED = ["RowKey", "mailboxes", "regarding", "followed_message_id", "at", "tracked_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,37 +73,34 @@ async def erase(services: Services, email: str) -> dict[str, Any]:
     messages = [
         row
         async for row in store.messages.query_entities(
-            "status eq 'sent'", select=["PartitionKey", "RowKey", "to", "cc", "bcc"]
+            f"status eq 'sent' and {list_index.MESSAGE_ROWS_FILTER}",
+            select=["PartitionKey", "RowKey", "to", "cc", "bcc"],
         )
         if _addressed_to(row, address)
     ]
     ids = {row["RowKey"] for row in messages}
     blobs = [
-        name
-        async for name in store.interactions.list_blob_names()
-        if name.count("/") == 2 and name.split("/")[1] in ids
+        name async for name in store.interactions.list_blob_names() if message_of_blob(name) in ids
     ]
     blobs_deleted = await _delete_blobs(store, blobs)
     rows_deleted = 0
     for row in messages:
-        async for event in store.events.query_entities(
-            "PartitionKey eq @pk",
-            parameters={"pk": row["RowKey"]},
-            select=["PartitionKey", "RowKey"],
-        ):
-            await store.events.delete_entity(event["PartitionKey"], event["RowKey"])
-            rows_deleted += 1
+        rows_deleted += await history.delete_all(store, row["RowKey"])
         cleared = {**to_columns(Kpis()), "folded_bucket": bucket_of(services.clock())}
-        await store.messages.update_entity(
+        # The cleared KPIs move the message in the list index: with its index rows, at once.
+        await list_index.merge_message(
+            store.messages,
+            row["PartitionKey"],
+            row["RowKey"],
             {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **cleared},
-            mode=UpdateMode.MERGE,
         )
     activities = 0
     async for row in store.activities.query_entities(
-        "PartitionKey eq 'msg'", select=["RowKey", "addresses"]
+        "PartitionKey eq 'msg'", select=[*_ACTIVITY_INDEXED, "addresses"]
     ):
         if address in json.loads(row.get("addresses") or "[]"):
             await store.activities.delete_entity("msg", row["RowKey"])
+            await tracked.unindex(services, dict(row))
             await store.activity_blobs.delete_blob(f"{row['RowKey']}.html")
             activities += 1
     return {

@@ -19,7 +19,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.core.ids import index_key
 from shared.core.services import Services
-from shared.crm import records
+from shared.crm import records, timeline_index
 from shared.outlook.categories import CategoryChange, has_category
 from shared.outlook.item_rules import more_specific
 from shared.outlook.items import EventItem, MailItem
@@ -101,6 +101,24 @@ async def regarding(services: Services, addresses: set[str]) -> str:
     return json.dumps(list(found.values()))
 
 
+async def index(
+    services: Services, row: dict[str, Any], key: str, mailboxes: list[str] | None = None
+) -> None:
+    """Index an activity (shared.crm.timeline_index) for `mailboxes` (default: every mailbox
+    holding it), before the row that makes it theirs is written."""
+    boxes = list(json.loads(row["mailboxes"])) if mailboxes is None else mailboxes
+    partitions = timeline_index.activity_partitions(
+        boxes, json.loads(row.get("regarding") or "[]"), row.get("followed_message_id") or ""
+    )
+    await timeline_index.write(services.store, partitions, index_key_of(row, key))
+
+
+def index_key_of(row: dict[str, Any], key: str) -> str:
+    """The activity's RowKey in the index: by its time (an event without a start, by when it
+    was tracked)."""
+    return timeline_index.row_key(row.get("at") or row["tracked_at"], key)
+
+
 async def track(
     cycle: Cycle, item: MailItem, method: str, followed: str | None, folder: str = ""
 ) -> None:
@@ -157,6 +175,7 @@ async def _create(
         "tracked_at": services.clock().isoformat(),
         "untracked_at": "",
     }
+    await index(services, entity, key)
     try:
         await services.store.activities.create_entity(entity)
     except ResourceExistsError:
@@ -177,6 +196,8 @@ async def _join(
     if existing["status"] == "tracked":  # another copy carries the category already
         status = "tracked"
     if changed or existing["status"] != status:
+        if mailbox.email not in boxes:
+            await index(cycle.services, existing, key, [mailbox.email])
         boxes[mailbox.email] = item.id
         await cycle.services.store.activities.update_entity(
             {
@@ -276,27 +297,26 @@ async def track_event(cycle: Cycle, event: EventItem) -> None:
     await services.store.activity_blobs.upload_blob(
         f"{key}.html", event.body_html.encode(), overwrite=True
     )
-    await services.store.activities.upsert_entity(
-        {
-            "PartitionKey": ACTIVITY,
-            "RowKey": key,
-            "kind": "appointment",
-            "ical_uid": event.ical_uid,
-            "internet_message_id": "",
-            "subject": event.subject,
-            "sender": event.organizer,
-            "addresses": json.dumps(sorted({event.organizer, *event.attendees} - {""})),
-            "at": event.start,
-            "conversation_id": "",
-            "method": "category",
-            "status": "tracked",
-            "mailboxes": json.dumps(boxes),
-            "followed_message_id": "",
-            "regarding": await regarding(services, {event.organizer, *event.attendees} - {""}),
-            "tracked_at": row.get("tracked_at") or services.clock().isoformat(),
-            "untracked_at": "",
-        },
-        mode=UpdateMode.MERGE,
-    )
+    entity = {
+        "PartitionKey": ACTIVITY,
+        "RowKey": key,
+        "kind": "appointment",
+        "ical_uid": event.ical_uid,
+        "internet_message_id": "",
+        "subject": event.subject,
+        "sender": event.organizer,
+        "addresses": json.dumps(sorted({event.organizer, *event.attendees} - {""})),
+        "at": event.start,
+        "conversation_id": "",
+        "method": "category",
+        "status": "tracked",
+        "mailboxes": json.dumps(boxes),
+        "followed_message_id": "",
+        "regarding": await regarding(services, {event.organizer, *event.attendees} - {""}),
+        "tracked_at": row.get("tracked_at") or services.clock().isoformat(),
+        "untracked_at": "",
+    }
+    await index(services, entity, key)  # its time may have moved: indexed at the new one
+    await services.store.activities.upsert_entity(entity, mode=UpdateMode.MERGE)
     await _remember(cycle, key, event.id, "category")
     cycle.report.tracked += 1

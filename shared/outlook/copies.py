@@ -11,7 +11,7 @@ from azure.data.tables import UpdateMode
 from shared.core.errors import NotFound
 from shared.core.ids import mailbox_key
 from shared.core.services import Services
-from shared.outlook.activities import ACTIVITY, Cycle
+from shared.outlook.activities import ACTIVITY, Cycle, index
 from shared.outlook.categories import CategoryChange
 from shared.outlook.category_writes import write_categories
 from shared.outlook.item_rules import classify
@@ -35,6 +35,7 @@ async def link_copies(cycle: Cycle) -> None:
                     continue
                 row = await services.store.activities.get_entity(ACTIVITY, key)
                 boxes = json.loads(row["mailboxes"])
+                await index(services, dict(row), key, [other])
                 boxes[other] = copy.id
                 await services.store.activities.update_entity(
                     {"PartitionKey": ACTIVITY, "RowKey": key, "mailboxes": json.dumps(boxes)},

@@ -1,10 +1,17 @@
-"""What the mailbox routes answer: the dict of `mailboxes.health`, typed."""
+"""What the mailbox and activity routes answer: the dicts of `mailboxes.health`,
+`tracked.view` and `record_timeline.timeline`, typed."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.core.public import IsoTime, Public
+from shared.crm.public import RegardingPublic
+from shared.messages.public import MessageListItemPublic
+from shared.outlook.item_rules import Method
 
 
 class MailboxErrors(Public):
@@ -44,3 +51,64 @@ class MailboxListPublic(Public):
     """Every enrolled mailbox, by address."""
 
     mailboxes: list[MailboxHealthPublic]
+
+
+class ActivityPublic(Public):
+    """A tracked Outlook item: an e-mail (one per Internet message id) or an appointment
+    (one per iCalUId), joined by every enrolled mailbox that holds a copy."""
+
+    id: str
+    kind: Literal["email", "appointment"]
+    subject: str
+    sender: str = Field(description="the sender, or an appointment's organiser")
+    addresses: list[str] = Field(description="every address on the item")
+    at: IsoTime = Field(description="received or sent; an appointment's start")
+    method: Method = Field(
+        description="how it came to be tracked: a reply to followed mail (token), a later "
+        "message of a tracked thread, a tracked folder, or the tracking category"
+    )
+    status: Literal["pending", "tracked", "untracked"] = Field(
+        description="pending until the category is written in Outlook; untracked once the "
+        "category was taken off"
+    )
+    mailboxes: list[str] = Field(description="the enrolled mailboxes holding a copy")
+    regarding: list[RegardingPublic] = Field(
+        description="the contact, lead and account records it was tracked to"
+    )
+    followed_message_id: str | None = Field(description="the followed message it answers")
+    internet_message_id: str | None
+    tracked_at: IsoTime
+    untracked_at: IsoTime | None
+
+
+class ActivityDetailPublic(ActivityPublic):
+    """A tracked item with its body."""
+
+    body_html: str = Field(description="the item's body as Outlook gave it, inline")
+
+
+class ActivityListPublic(Public):
+    """One page, newest first; `continuation` fetches the next (null on the last page)."""
+
+    items: list[ActivityPublic]
+    continuation: str | None
+
+
+class TimelineItemPublic(Public):
+    """One entry of a record's timeline: a followed message or a tracked Outlook item."""
+
+    type: Literal["message", "activity"]
+    at: IsoTime = Field(description="when the message was sent, or the item's time")
+    message: MessageListItemPublic | SkipJsonSchema[None] = Field(
+        None, description="a message: its KPI columns, as in the followed-emails list"
+    )
+    activity: ActivityPublic | SkipJsonSchema[None] = Field(
+        None, description="a tracked Outlook item"
+    )
+
+
+class TimelinePublic(Public):
+    """One page of a record's timeline, newest first; `continuation` fetches the next."""
+
+    items: list[TimelineItemPublic]
+    continuation: str | None

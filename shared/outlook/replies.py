@@ -8,12 +8,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
+from shared.core import list_index
 from shared.core.ids import index_key, partition_of
 from shared.core.services import Services
+from shared.engagement import history
 from shared.engagement.kpis import Occurrence, from_columns, to_columns
 from shared.messages.sent_index import index_partition
 
@@ -86,8 +86,7 @@ async def record_reply(
     count from the stored events, so seeing the same reply again changes nothing."""
     await services.store.events.upsert_entity(
         {
-            "PartitionKey": message_id,
-            "RowKey": f"reply-{index_key(reply_key)}",
+            **history.keys(message_id, f"reply-{index_key(reply_key)}"),
             "kind": "auto_reply" if automatic else "reply",
             "index": 0,
             "at": at.isoformat(),
@@ -97,9 +96,7 @@ async def record_reply(
     replies = sorted(
         [
             datetime.fromisoformat(row["at"])
-            async for row in services.store.events.query_entities(
-                "PartitionKey eq @pk and kind eq 'reply'", parameters={"pk": message_id}
-            )
+            for row in await history.read(services.store, message_id, kind="reply")
         ]
     )
     keys = {"partition_key": partition_of(message_id), "row_key": message_id}
@@ -120,12 +117,9 @@ async def record_reply(
             await services.milestones.replied(entity)
         patch: dict[str, Any] = {"PartitionKey": keys["partition_key"], "RowKey": message_id}
         patch.update(to_columns(updated))
-        try:
-            await services.store.messages.update_entity(
-                patch,
-                mode=UpdateMode.MERGE,
-                etag=entity.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
+        try:  # the reply count moves the message in the list index: one transaction
+            await list_index.update_message(
+                services.store.messages, entity, patch, str(entity.metadata["etag"])
             )
             return
         except ResourceModifiedError:

@@ -1,15 +1,23 @@
 """Interaction events and how they are named in blob storage.
 
 Each event is one blob, written once by a tracking endpoint (its only storage write).
-Blobs are named ``{bucket}/{message_id}/{event_id}``: the bucket is the UTC time floored to
-BUCKET_SECONDS, so the folding cycle reads new events by listing a few time prefixes, and
-retention deletes whole old prefixes. The event's fields travel in the blob's metadata, so a
-listing returns whole events without downloading a blob each.
+Blobs are named ``{bucket}/{shard}/{message_id}/{event_id}``:
+- the bucket is the UTC time floored to BUCKET_SECONDS, so a fold reads new events by listing
+  a few time prefixes, the alert cycle lists the newest two buckets whole, and retention
+  deletes whole old prefixes;
+- the shard (two digits, SHARDS of them) is a hash of the message id, so shard workers fold
+  disjoint sets of messages side by side, each from its own cursor, listing
+  ``{bucket}/{shard}/``.
+Blobs written before shards existed are named ``{bucket}/{message_id}/{event_id}`` (the
+"legacy" layout, folded until its last bucket is done: shared.engagement.shards).
+The event's fields travel in the blob's metadata, so a listing returns whole events without
+downloading a blob each.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +27,9 @@ from shared.core.ids import new_event_id
 from shared.core.vocabulary import EventKind
 
 BUCKET_SECONDS = 10
+# Fixed for the life of a deployment: a message's events must all be folded by one shard (a
+# shard folds in bucket order; two shards folding one message could skip each other's).
+SHARDS = 16
 _BUCKET_FORMAT = "%Y%m%d%H%M%S"
 MAX_USER_AGENT = 512
 
@@ -48,7 +59,8 @@ class Event:
 
     @property
     def blob_name(self) -> str:
-        return f"{self.bucket}/{self.message_id}/{self.event_id}"
+        prefix = bucket_prefix(shard_of(self.message_id), self.bucket)
+        return f"{prefix}{self.message_id}/{self.event_id}"
 
     def metadata(self) -> dict[str, str]:
         """Blob metadata (ASCII only, as storage requires)."""
@@ -112,9 +124,37 @@ def new_event(
     )
 
 
-def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
-    """The event a listed blob holds, or None for a blob that is not one of ours."""
+def shard_of(message_id: str) -> int:
+    """The shard that folds a message's events."""
+    return zlib.crc32(message_id.encode("ascii", "replace")) % SHARDS
+
+
+def bucket_prefix(shard: int, bucket: str) -> str:
+    """The blob prefix of a shard's events in one bucket."""
+    return f"{bucket}/{shard:02d}/"
+
+
+def shard_of_blob(name: str) -> int | None:
+    """The shard in an event blob's name; None for the legacy layout."""
     parts = name.split("/")
+    return int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
+
+
+def message_of_blob(name: str) -> str | None:
+    """The message id in an event blob's name (either layout), or None."""
+    parts = name.split("/")
+    if len(parts) == 4:
+        return parts[2]
+    if len(parts) == 3:
+        return parts[1]
+    return None
+
+
+def event_from_blob(name: str, metadata: Mapping[str, str]) -> Event | None:
+    """The event a listed blob holds (either layout), or None for a blob not one of ours."""
+    parts = name.split("/")
+    if len(parts) == 4:
+        parts = parts[1:]
     if len(parts) != 3:
         return None
     try:

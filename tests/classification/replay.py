@@ -56,6 +56,7 @@ from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
 from shared.core.vocabulary import EventClass, EventKind, current_class
+from shared.engagement import history
 from shared.engagement.fold import fold_cycle
 from shared.messages.models import ComposeIn
 from shared.tracking.followed_body import tracking_url
@@ -467,9 +468,7 @@ async def _read_back(
     for k, (number, send) in enumerate(part):
         message = replay.messages[k]
         rows: dict[tuple[str, int, int, datetime], list[Any]] = defaultdict(list)
-        async for stored in store.events.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": message.message_id}
-        ):
+        for stored in await history.read(store, message.message_id):
             key = (
                 str(stored["kind"]),
                 int(stored["index"]),
@@ -559,11 +558,13 @@ def storage() -> Iterator[str]:
             deadline = time.monotonic() + 30
             azurite_utils.wait_for_port(blob, process, deadline)
             azurite_utils.wait_for_port(table, process, deadline)
+            azurite_utils.wait_for_port(queue, process, deadline)
             account, key = azurite_utils.ACCOUNT, azurite_utils.KEY
             yield (
                 f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
                 f"BlobEndpoint=http://127.0.0.1:{blob}/{account};"
                 f"TableEndpoint=http://127.0.0.1:{table}/{account};"
+                f"QueueEndpoint=http://127.0.0.1:{queue}/{account};"
             )
         finally:
             azurite_utils.stop(process)

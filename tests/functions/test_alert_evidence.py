@@ -15,6 +15,7 @@ from shared.assistant.first_open_alerts import AlertReport, first_open_cycle
 from shared.classification.classifier import DELIVERY_WINDOW_SECONDS
 from shared.core.auth import make_dev_token
 from shared.core.services import Services
+from shared.engagement import history
 from shared.engagement.fold import fold_cycle, read_cursor
 from shared.tracking.events import BUCKET_SECONDS, bucket_of, bucket_start
 from tests.conftest import Clock
@@ -81,7 +82,7 @@ async def test_an_open_that_needs_later_evidence_waits_for_it_then_alerts(
     wait = timedelta(seconds=services.settings.alert_wait_seconds)
     due = opened_at + wait
     clock.advance((due - clock.now()).total_seconds() + 1)
-    if (await read_cursor(services.store) or "") < bucket_of(due):
+    if await read_cursor(services.store, sent["id"]) < bucket_of(due):
         # the fold has not absorbed the evidence up to the due time: the alert keeps waiting
         assert (await first_open_cycle(services, clock.now())).waiting >= 1
         await fold_cycle(services, now=clock.advance(45), grace=services.grace)
@@ -140,8 +141,7 @@ async def test_a_scanners_pixel_fetch_before_its_sweep_is_revised_and_never_aler
     assert shown["kpis"]["by_class"]["opens"]["scanner"] == 1
     assert shown["kpis"]["by_class"]["link_clicks"]["scanner"] == len(links)
     assert sum(shown["kpis"]["by_class"]["opens"].values()) == 1  # not counted twice
-    rows = [r async for r in services.store.events.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": sent["id"]})]  # fmt: skip
+    rows = await history.read(services.store, sent["id"])
     (opened,) = [r for r in rows if r["kind"] == "open"]
     assert opened["label"] == "scanner" and "timing:with_scanner" in opened["reasons"]
     assert await alerts_of(client, auth) == []
@@ -201,8 +201,7 @@ async def test_a_revising_fold_cut_at_each_write_then_retried_counts_exactly_onc
             "human": 0, "proxy_open": 0, "prefetch": 0, "unknown": 0, "scanner": 1
         }, at  # fmt: skip
         assert shown["kpis"]["by_class"]["link_clicks"]["scanner"] == len(links), at
-        rows = [r async for r in services.store.events.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": sent["id"]})]  # fmt: skip
+        rows = await history.read(services.store, sent["id"])
         assert len(rows) == 1 + len(links), at
         if not cut.down:
             break  # the cut came after the fold's last write: every write has been cut

@@ -20,6 +20,7 @@ from azure.data.tables import UpdateMode
 from functions.http_app import create_app
 from shared.bootstrap import build_services
 from shared.core.auth import dev_seller, make_dev_token
+from shared.core.list_index import MESSAGE_ROWS_FILTER
 from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ATTACHMENTS, MESSAGE_BLOBS, OUTBOX
@@ -140,7 +141,8 @@ async def message_rows(services: Services, email: str) -> list[dict[str, Any]]:
     return [
         dict(r)
         async for r in services.store.messages.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": dev_seller(email).partition}
+            f"PartitionKey eq @pk and {MESSAGE_ROWS_FILTER}",
+            parameters={"pk": dev_seller(email).partition},
         )
     ]
 
@@ -206,6 +208,7 @@ async def test_storage_down_answers_503_json_within_seconds(settings: Settings) 
                 "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
                 "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
                 "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+                "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;"
             )
         }
     )

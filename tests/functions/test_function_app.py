@@ -26,6 +26,7 @@ from shared.core.ids import partition_of
 from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
 from shared.crm import records
+from shared.engagement import fold_queue
 from tests.utils.azurite import ROOT
 from tests.utils.factories import compose_body
 
@@ -49,6 +50,7 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
     assert set(functions) == {
         "http_app_func",
         "fold_events",
+        "fold_shard",
         "dispatch_scheduled",
         "sync_mailboxes",
         "retry_failed_items",
@@ -64,6 +66,9 @@ def test_registered_functions_and_triggers(function_app: dict[str, Any]) -> None
     assert timer["type"] == "timerTrigger"
     assert timer["schedule"] == "%FOLD_SCHEDULE%"
     assert timer["runOnStartup"] is False
+    queue = functions["fold_shard"].get_trigger().get_dict_repr()
+    assert queue["type"] == "queueTrigger"
+    assert queue["queueName"] == "fold-shards" and queue["connection"] == "STORAGE"
     for name, setting in (
         ("dispatch_scheduled", "%DISPATCH_SCHEDULE%"),
         ("sync_mailboxes", "%SYNC_SCHEDULE%"),
@@ -127,13 +132,20 @@ async def test_pixel_through_the_functions_http_trigger(function_app: dict[str, 
     assert bad.headers.get("Location") is None
 
 
-async def test_timer_function_runs_a_fold_cycle(function_app: dict[str, Any]) -> None:
+async def test_the_fold_timer_and_the_queue_function_fold(function_app: dict[str, Any]) -> None:
     services = shared.bootstrap.get_services()
     await ensure_storage(services.store)
     timer = function_app["fold_events"].get_user_function()
     await timer(timer=TimerRequest(past_due=True))
-    cursor = await services.store.state.get_entity("fold", "cursor")
-    assert cursor["bucket"]
+    legacy = await services.store.state.get_entity("fold", "cursor")
+    assert legacy["bucket"] and legacy["until"]  # the legacy layout's cursor is started
+    # What the timer queues (its queueing is tested in tests/engagement/test_shards.py),
+    # the queue function folds: the shard's cursor exists after it.
+    worker = function_app["fold_shard"].get_user_function()
+    body = fold_queue.message(7, "20990101000000").encode()
+    await worker(message=func.QueueMessage(id="m1", body=body))
+    assert (await services.store.state.get_entity("fold", "shard-07"))["bucket"]
+    await worker(message=func.QueueMessage(id="m2", body=b"not ours"))  # dropped, no error
 
 
 async def test_alert_timer_alerts_on_a_first_open_without_the_fold(

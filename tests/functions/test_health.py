@@ -40,6 +40,7 @@ async def down() -> AsyncIterator[Services]:
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
         f"BlobEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};"
         f"TableEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};"
+        f"QueueEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};"
     )
     built = build_services(
         Settings(storage_connection_string=dead, tracking_base_url=TRACKING_BASE)

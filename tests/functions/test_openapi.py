@@ -5,6 +5,8 @@ one error shape, routing's own 404 and 405 included."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +16,14 @@ from pydantic import BaseModel
 
 from functions.errors import ErrorPublic
 from functions.http_app import create_app
-from functions.routes import admin, alerts, health, messages, records, templates
+from functions.routes import activities, admin, alerts, health, me, messages, records, templates
 from shared.assistant.reminders import reminder_cycle
 from shared.core.auth import ADMIN_ROLE, make_dev_token
 from shared.core.services import Services
 from shared.core.vocabulary import EVENT_CLASSES
 from shared.engagement.fold import fold_cycle
 from shared.messages.public import ClassTally
+from shared.outlook.activities import ACTIVITY, activity_key, index
 from shared.outlook.mailboxes import FAILURE_CLASSES
 from shared.outlook.public import MailboxErrors
 from tests.conftest import Clock
@@ -200,6 +203,26 @@ def test_models_follow_the_vocabularies() -> None:
     assert tuple(MailboxErrors.model_fields) == FAILURE_CLASSES
 
 
+async def tracked_item(services: Services, mailbox: str, contact: str, followed: str) -> str:
+    """An activity as the sync stores it (shared.outlook.activities), with its index rows."""
+    key = activity_key(f"<{uuid.uuid4().hex}@fabrikam.example>")
+    now = services.clock().isoformat()
+    row = {
+        "PartitionKey": ACTIVITY, "RowKey": key, "kind": "email",
+        "internet_message_id": f"<{key}@fabrikam.example>", "subject": "Re: Your quote",
+        "sender": "bob.openapi@fabrikam.example",
+        "addresses": json.dumps(["bob.openapi@fabrikam.example", mailbox]), "at": now,
+        "conversation_id": "c", "method": "token", "status": "tracked",
+        "mailboxes": json.dumps({mailbox: "graph-id"}), "followed_message_id": followed,
+        "regarding": json.dumps([{"type": "contact", "id": contact}]), "tracked_at": now,
+        "untracked_at": "",
+    }  # fmt: skip
+    await services.store.activity_blobs.upload_blob(f"{key}.html", b"<p>Yes</p>", overwrite=True)
+    await index(services, row, key)
+    await services.store.activities.create_entity(row)
+    return key
+
+
 class Answers:
     """Calls the API and checks each answer against its route's response model, remembering
     which routes it saw."""
@@ -208,7 +231,7 @@ class Answers:
         self.client = client
         self.routes = {
             (method, route.path): route
-            for module in (admin, alerts, health, messages, records, templates)
+            for module in (activities, admin, alerts, health, me, messages, records, templates)
             for route in module.router.routes
             if isinstance(route, APIRoute) and route.response_model is not None
             for method in route.methods
@@ -325,6 +348,27 @@ async def test_every_answer_declares_every_key_it_carries(
     assert full["history"][0]["class"] and full["kpis"]["by_class"]["opens"]
     await call("GET", "/api/messages", seller, params={"follow_state": "any"})
     await call("GET", "/api/messages/{message_id}/preferences", seller, **message)
+
+    # Drafts: changed, Retry Follow, deleted.
+    edited = await call("POST", "/api/messages", seller, status=201, json=compose_body(to=[stranger], send=False))  # fmt: skip
+    await call("PATCH", "/api/messages/{message_id}", seller, message_id=edited["id"], json={"subject": "New"})  # fmt: skip
+    retried = await call("POST", "/api/messages/{message_id}/retry-follow", seller, message_id=edited["id"])  # fmt: skip
+    assert retried["follow_state"] == "blocked" and retried["blocked_recipients"]
+    gone = await client.delete(f"/api/messages/{edited['id']}", headers=seller)
+    assert gone.status_code == 204
+
+    # Activities: an Outlook item tracked to Bob's record, answering the followed message.
+    activity = await tracked_item(services, "openapi@contoso.example", record["id"], followed["id"])  # fmt: skip
+    await call("GET", "/api/activities", seller)
+    await call("GET", "/api/activities/{activity_id}", seller, activity_id=activity)
+    await call("GET", "/api/messages/{message_id}/activities", seller, **message)
+    await call("GET", "/api/records/{record_type}/{record_id}/activities", seller, **ids)
+    timeline = await call("GET", "/api/records/{record_type}/{record_id}/timeline", seller, **ids)
+    assert {i["type"] for i in timeline["items"]} == {"message", "activity"}
+
+    # Me.
+    await call("GET", "/api/me", seller)
+    await call("PUT", "/api/me", seller, json={"time_zone": "America/Los_Angeles"})
 
     # Alerts: the first open, and the reminder once it fired (its message says when).
     clock.advance(2 * 3600)

@@ -93,6 +93,7 @@ async def test_storage_down_pixel_answers_the_gif_and_click_a_plain_page() -> No
     dead = (
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
         f"BlobEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};TableEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};"
+        f"QueueEndpoint=http://127.0.0.1:{closed}/{ACCOUNT};"
     )
     down = build_services(Settings(storage_connection_string=dead, tracking_base_url=TRACKING_BASE))
     token = down.signer.sign(TrackingRef("open", new_message_id("x@contoso.example"), 0))

@@ -23,7 +23,7 @@ import pytest
 from pycep import BicepParser
 
 from shared.core.settings import Settings
-from shared.core.storage import CONTAINERS, INTERACTIONS, TABLES
+from shared.core.storage import CONTAINERS, INTERACTIONS, QUEUES, TABLES
 from tests.infra import bicep
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -35,9 +35,13 @@ HOST_SETTINGS = {
     # instead of an AzureWebJobsStorage connection string with a key.
     "AzureWebJobsStorage__credential": "use a managed identity for the host's storage",
     "AzureWebJobsStorage__clientId": "which identity: the user-assigned one",
-    # Blobs only: timers keep their state and locks in blobs and no trigger uses queues or
-    # tables, so there is no __queueServiceUri or __tableServiceUri (nor a queue role).
+    # Blobs only: timers keep their state and locks in blobs, so there is no
+    # __queueServiceUri or __tableServiceUri for the host's own storage.
     "AzureWebJobsStorage__blobServiceUri": "the host's blob endpoint",
+    # The fold_shard queue trigger's connection (functions/timers/fold.py QUEUE_CONNECTION).
+    "STORAGE__credential": "the queue trigger reads with a managed identity",
+    "STORAGE__clientId": "which identity: the user-assigned one",
+    "STORAGE__queueServiceUri": "the fold-shards queue's endpoint",
     # Telemetry signed in with the managed identity, since the component refuses local auth
     # (read by the host and by the Azure Monitor exporter; APPLICATIONINSIGHTS_CONNECTION_STRING
     # is a field of Settings, read by shared/core/telemetry.py as well as by the host).
@@ -191,6 +195,7 @@ def test_containers_and_tables_are_the_ones_the_app_uses() -> None:
     variables = _parsed("app/storage.bicep")["variables"]
     assert set(variables["containerNames"]["value"]) == set(CONTAINERS)
     assert set(variables["tableNames"]["value"]) == set(TABLES)
+    assert set(variables["queueNames"]["value"]) == {*QUEUES, *(f"{q}-poison" for q in QUEUES)}
 
 
 def test_one_retention_parameter_drives_the_lifecycle_rule_and_the_app() -> None:

@@ -44,8 +44,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def azurite() -> Iterator[str]:
-    """Run Azurite's blob and table services; yields their connection string."""
+def azurite(*, in_memory: bool = False) -> Iterator[str]:
+    """Run Azurite's blob and table services; yields their connection string. `in_memory`
+    keeps the data in memory only (no database file rewritten as it grows: what a set-up of
+    a million rows needs)."""
     binary = ROOT / "node_modules" / ".bin" / "azurite"
     if not binary.exists():
         raise RuntimeError("Azurite is not installed: run `make test` (it runs npm ci)")
@@ -56,8 +58,7 @@ def azurite() -> Iterator[str]:
             [
                 str(binary),
                 "--silent",
-                "--location",
-                folder,
+                *(["--inMemoryPersistence"] if in_memory else ["--location", folder]),
                 "--blobHost",
                 "127.0.0.1",
                 "--blobPort",
@@ -81,10 +82,12 @@ def azurite() -> Iterator[str]:
             deadline = time.monotonic() + 30
             wait_for_port(blob, process, deadline)
             wait_for_port(table, process, deadline)
+            wait_for_port(queue, process, deadline)
             yield (
                 f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint=http://127.0.0.1:{blob}/{ACCOUNT};"
                 f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};"
+                f"QueueEndpoint=http://127.0.0.1:{queue}/{ACCOUNT};"
             )
         finally:
             stop(process)

@@ -11,6 +11,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, LinearRetry
+from azure.storage.queue.aio import QueueServiceClient
 
 from shared.bootstrap import build_services
 from shared.core.services import Services
@@ -60,6 +61,9 @@ def cuttable_services(base: Services, connection_string: str, cut: Cut) -> Servi
             connection_string, transport=CuttableTransport(cut)
         ),
         table_service=TableServiceClient.from_connection_string(
+            connection_string, transport=CuttableTransport(cut), retry_total=0
+        ),
+        queue_service=QueueServiceClient.from_connection_string(
             connection_string, transport=CuttableTransport(cut), retry_total=0
         ),
     )
