@@ -351,8 +351,8 @@ def _capacity_section(r: fold.FoldResult) -> list[str]:
     entities = 100_000 * _ENTITIES_PER_EVENT * _PRICE_TABLE_10K / 10_000
     compute = fold_seconds_per_100k * _INSTANCE_GB * _PRICE_GB_SECOND
     cost = writes + entities + compute
-    # fixed: each shard's listing every 10 s, the alert cycle's two every 5 s
-    listings_day = (SHARDS / 10 + 2 / 5) * 86_400
+    # fixed: the fold timer's listing every 10 s, the alert cycle's two every 5 s
+    listings_day = (1 / 10 + 2 / 5) * 86_400
     listings_cost = listings_day * _PRICE_BLOB_LIST_10K / 10_000
     rows = []
     for sellers, per_day in ((100, 20), (1_000, 20), (10_000, 30)):
@@ -394,10 +394,12 @@ def _capacity_section(r: fold.FoldResult) -> list[str]:
         f"`bench/performance_doc.py`): about **${cost:.2f}**: blob writes ${writes:.2f}, table "
         f"entities ${entities:.3f}, the fold's compute {fold_seconds_per_100k:.0f} s of one "
         f"{_INSTANCE_GB:.0f} GB instance ${compute:.3f} (the tracking requests' own compute "
-        "comes on top, as before). The timers' listings (each shard's every 10 s, the alert "
-        f"cycle's two every 5 s: {listings_day:,.0f} a day) are a fixed ${listings_cost:.2f} a "
+        "comes on top, as before). The timers' listings (the fold timer's every 10 s, the "
+        f"alert cycle's two every 5 s: {listings_day:,.0f} a day; a busy shard's worker lists "
+        f"again, a cost per busy bucket) are a fixed ${listings_cost:.2f} a "
         "day whatever the traffic; the queue's messages (at most 16 every 10 s) cost less than "
-        f"${(SHARDS / 10) * 86_400 * 3 * _PRICE_QUEUE_10K / 10_000:.3f} a day.",
+        f"${(SHARDS / 10) * 86_400 * 3 * _PRICE_QUEUE_10K / 10_000:.3f} a day. "
+        '(`docs/admin.md`, "Cost per 100,000 tracked events", has the full breakdown.)',
     ]
 
 

@@ -1,14 +1,16 @@
 """Handing fold shards to workers that scale out: a Storage queue, with the timer as the
 backstop.
 
-The fold timer (a singleton, every 10 s) puts one message on the `fold-shards` queue for
-each shard behind the newest closed bucket. Queue-triggered workers (as many instances as
-the queue's length calls for) each fold the shard of the message they got. Delivery is at
-least once: a doubled message, or one seen again after its worker died mid-fold, folds what
-is left or nothing (cursors, and the KPIs' folded buckets, make every fold idempotent). A
-shard the workers leave more than FOLD_BACKSTOP_SECONDS behind (no worker running, a
-poisoned message) the timer folds itself. While events named without a shard may still
-come (minutes after an upgrade), the timer folds everything itself (shared.engagement.shards).
+The fold timer (a singleton, every 10 s) lists the shard folders of the buckets closed since
+(one listing a bucket), moves on the cursor of each shard without events, and puts one
+message on the `fold-shards` queue for each shard with some. Queue-triggered workers (as
+many instances as the queue's length calls for) each fold the shard of the message they got.
+Delivery is at least once: a doubled message, or one seen again after its worker died
+mid-fold, folds what is left or nothing (cursors, and the KPIs' folded buckets, make every
+fold idempotent). A shard the workers leave more than FOLD_BACKSTOP_SECONDS behind (no
+worker running, a poisoned message) the timer folds itself. While events named without a
+shard may still come (minutes after an upgrade), the timer folds everything itself
+(shared.engagement.shards).
 
 Why a queue and not Event Grid's blob-created events: a queue message per shard per cycle
 (at most 16 every 10 s), not one per tracking hit; it works on Azurite, so the tests drive
@@ -25,11 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.core.services import Services
+from shared.core.storage import Store
+from shared.engagement import shards
 from shared.engagement.fold import FoldReport, fold_cycle, fold_shards, started_cursors
-from shared.tracking.events import SHARDS, bucket_of, last_closed_bucket
+from shared.tracking.events import SHARDS, last_closed_bucket, next_bucket
 
 logger = logging.getLogger(__name__)
 _MESSAGE_TTL_SECONDS = 600  # an unread message past this is stale: the timer sends others
+_LOOK_BUCKETS = 60  # past ten minutes behind, every shard behind is queued without looking
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,26 +60,57 @@ def parse(text: str) -> int | None:
     return shard if isinstance(shard, int) and 0 <= shard < SHARDS else None
 
 
+async def _with_events(store: Store, after: str, through: str) -> set[int] | None:
+    """The shards with events in the closed buckets (after, through], from one listing of each
+    bucket's shard folders; None when that is too many buckets to look at (catching up)."""
+    buckets: list[str] = []
+    bucket = next_bucket(after)
+    while bucket <= through:
+        buckets.append(bucket)
+        if len(buckets) > _LOOK_BUCKETS:
+            return None
+        bucket = next_bucket(bucket)
+
+    async def shards_in(bucket: str) -> set[int]:
+        found = set()
+        async for item in store.interactions.walk_blobs(
+            name_starts_with=f"{bucket}/", delimiter="/"
+        ):
+            name = str(item.name)[len(bucket) + 1 :].rstrip("/")
+            if len(name) == 2 and name.isdigit():
+                found.add(int(name))
+        return found
+
+    return set().union(*await asyncio.gather(*(shards_in(b) for b in buckets)))
+
+
 async def dispatch_cycle(services: Services, *, now: datetime | None = None) -> DispatchReport:
-    """The timer's cycle: fold the legacy layout, queue each shard behind, fold any shard
-    the workers have left behind by more than FOLD_BACKSTOP_SECONDS. Safe to run twice."""
+    """The timer's cycle: queue each shard with events to fold (a shard without any just has
+    its cursor moved on: closed buckets never change), and fold any shard the workers have
+    left behind by more than FOLD_BACKSTOP_SECONDS. Safe to run twice."""
     store = services.store
     moment = now or services.clock()
     closed = last_closed_bucket(moment, services.grace)
     cursors = await started_cursors(services, moment, closed)
     if not cursors.legacy_done:  # both layouts are folded together, here, for a while
         return DispatchReport(0, 0, await fold_cycle(services, now=moment))
-    through = closed
     # where each shard has got to (one no worker has folded yet: where shards start)
     done = [
         c.bucket if (c := cursors.shards.get(k)) else cursors.shards_from for k in range(SHARDS)
     ]
-    behind = [k for k in range(SHARDS) if done[k] < through]
+    behind = [k for k in range(SHARDS) if done[k] < closed]
+    busy = await _with_events(store, min(done), closed) if behind else set()
+    idle = [] if busy is None else [k for k in behind if k not in busy]
+    await asyncio.gather(
+        *(shards.save(store, shards.row_key(k), closed, cursors.shards.get(k)) for k in idle)
+    )
+    behind = [k for k in behind if k not in idle]
     wait = timedelta(seconds=services.settings.fold_backstop_seconds)
-    lagging = [k for k in behind if done[k] < bucket_of(moment - services.grace - wait)]
+    late = last_closed_bucket(moment - wait, services.grace)  # closed that long ago
+    lagging = [k for k in behind if done[k] < late]
     await asyncio.gather(
         *(
-            store.fold_queue.send_message(message(k, through), time_to_live=_MESSAGE_TTL_SECONDS)
+            store.fold_queue.send_message(message(k, closed), time_to_live=_MESSAGE_TTL_SECONDS)
             for k in behind
             if k not in lagging
         )
@@ -85,7 +121,7 @@ async def dispatch_cycle(services: Services, *, now: datetime | None = None) -> 
     return DispatchReport(
         len(behind) - len(lagging),
         len(lagging),
-        folded or FoldReport(through, 0, 0, 0, 0),
+        folded or FoldReport(closed, 0, 0, 0, 0),
     )
 
 
