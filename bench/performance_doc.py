@@ -270,26 +270,24 @@ def splice_sync(document: str, runs: sync.SyncRuns, now: datetime | None = None)
 def splice_alerts(document: str, result: alerts.AlertResult, now: datetime | None = None) -> str:
     """The document with its alert section replaced by a separate run's (`--only alerts`),
     which the section says, with the run's time."""
-    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    section = _alerts_section(result)
-    section[1:1] = [
-        "",
-        f"This section comes from a separate run on {moment} (`python -m bench --only "
-        "alerts`, same machine); the rest of the page from the run above.",
-    ]
+    section = _separate(_alerts_section(result), "alerts", now, "This section comes")
     return _replace_section(document, section)
+
+
+def _separate(section: list[str], only: str, now: datetime | None, what: str) -> list[str]:
+    """A section from a separate `--only` run, saying so under its heading."""
+    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    note = (
+        f"{what} from a separate run on {moment} (`python -m bench --only {only}`, same "
+        "machine); the rest of the page from the run above."
+    )
+    return [section[0], "", note, *section[1:]]
 
 
 def splice_fold(document: str, result: fold.FoldResult, now: datetime | None = None) -> str:
     """The document with its fold and capacity sections replaced by a separate run's
     (`--only fold`), which they say, with the run's time."""
-    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    section = _fold_section(result)
-    section[1:1] = [
-        "",
-        f"This section and the next come from a separate run on {moment} (`python -m bench "
-        "--only fold`, same machine); the rest of the page from the run above.",
-    ]
+    section = _separate(_fold_section(result), "fold", now, "This section and the next come")
     return _replace_section(_replace_section(document, section), _capacity_section(result))
 
 
@@ -406,13 +404,7 @@ def _capacity_section(r: fold.FoldResult) -> list[str]:
 def splice_lists(document: str, result: lists.ListsResult, now: datetime | None = None) -> str:
     """The document with its list section replaced by a separate run's (`--only lists`),
     which the section says, with the run's time."""
-    moment = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    section = _lists_section(result)
-    section[1:1] = [
-        "",
-        f"This section comes from a separate run on {moment} (`python -m bench --only "
-        "lists`, same machine); the rest of the page from the run above.",
-    ]
+    section = _separate(_lists_section(result), "lists", now, "This section comes")
     return _replace_section(document, section)
 
 

@@ -53,42 +53,31 @@ def resolve_schedule(expression: str, settings: Settings) -> str:
     return expression
 
 
-def timer_functions(
-    app: func.FunctionRegister,
-) -> list[tuple[str, str, Callable[..., Awaitable[None]]]]:
+_Registered = list[tuple[str, str, Callable[..., Awaitable[None]]]]
+
+
+def _triggered(app: func.FunctionRegister, kind: str, field: str) -> _Registered:
+    """(name, the trigger binding's `field`, user function) of every function of a trigger
+    type the app registers."""
+    found: _Registered = []
+    for function in app.get_functions():
+        trigger: Any = function.get_trigger()
+        binding = trigger.get_dict_repr()
+        if binding["type"] == kind:
+            found.append(
+                (str(function.get_function_name()), binding[field], function.get_user_function())
+            )
+    return found
+
+
+def timer_functions(app: func.FunctionRegister) -> _Registered:
     """(name, schedule expression, user function) of every timer the app registers."""
-    found: list[tuple[str, str, Callable[..., Awaitable[None]]]] = []
-    for function in app.get_functions():
-        trigger: Any = function.get_trigger()
-        binding = trigger.get_dict_repr()
-        if binding["type"] == "timerTrigger":
-            found.append(
-                (
-                    str(function.get_function_name()),
-                    binding["schedule"],
-                    function.get_user_function(),
-                )
-            )
-    return found
+    return _triggered(app, "timerTrigger", "schedule")
 
 
-def queue_functions(
-    app: func.FunctionRegister,
-) -> list[tuple[str, str, Callable[..., Awaitable[None]]]]:
+def queue_functions(app: func.FunctionRegister) -> _Registered:
     """(name, queue name, user function) of every queue trigger the app registers."""
-    found: list[tuple[str, str, Callable[..., Awaitable[None]]]] = []
-    for function in app.get_functions():
-        trigger: Any = function.get_trigger()
-        binding = trigger.get_dict_repr()
-        if binding["type"] == "queueTrigger":
-            found.append(
-                (
-                    str(function.get_function_name()),
-                    binding["queueName"],
-                    function.get_user_function(),
-                )
-            )
-    return found
+    return _triggered(app, "queueTrigger", "queueName")
 
 
 async def run_queue(name: str, queue: str, target: Callable[..., Awaitable[None]]) -> None:
