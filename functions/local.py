@@ -56,11 +56,11 @@ def resolve_schedule(expression: str, settings: Settings) -> str:
 _Registered = list[tuple[str, str, Callable[..., Awaitable[None]]]]
 
 
-def _triggered(app: func.FunctionRegister, kind: str, field: str) -> _Registered:
+def _triggered(functions: list[func.Function], kind: str, field: str) -> _Registered:
     """(name, the trigger binding's `field`, user function) of every function of a trigger
-    type the app registers."""
+    type among the app's (`app.get_functions()`, which may be called only once)."""
     found: _Registered = []
-    for function in app.get_functions():
+    for function in functions:
         trigger: Any = function.get_trigger()
         binding = trigger.get_dict_repr()
         if binding["type"] == kind:
@@ -70,14 +70,14 @@ def _triggered(app: func.FunctionRegister, kind: str, field: str) -> _Registered
     return found
 
 
-def timer_functions(app: func.FunctionRegister) -> _Registered:
-    """(name, schedule expression, user function) of every timer the app registers."""
-    return _triggered(app, "timerTrigger", "schedule")
+def timer_functions(functions: list[func.Function]) -> _Registered:
+    """(name, schedule expression, user function) of every timer among the app's functions."""
+    return _triggered(functions, "timerTrigger", "schedule")
 
 
-def queue_functions(app: func.FunctionRegister) -> _Registered:
-    """(name, queue name, user function) of every queue trigger the app registers."""
-    return _triggered(app, "queueTrigger", "queueName")
+def queue_functions(functions: list[func.Function]) -> _Registered:
+    """(name, queue name, user function) of every queue trigger among the app's functions."""
+    return _triggered(functions, "queueTrigger", "queueName")
 
 
 async def run_queue(name: str, queue: str, target: Callable[..., Awaitable[None]]) -> None:
@@ -185,7 +185,8 @@ async def serve(host: str, port: int) -> None:
     logger.info("importing the app and its timers")
     import function_app
 
-    registered = timer_functions(function_app.app)
+    functions = function_app.app.get_functions()
+    registered = timer_functions(functions)
     schedules = [(name, resolve_schedule(expr, settings)) for name, expr, _ in registered]
     tasks = [
         asyncio.create_task(run_timer(name, Schedule(schedule), target))
@@ -193,7 +194,7 @@ async def serve(host: str, port: int) -> None:
     ]
     tasks += [
         asyncio.create_task(run_queue(name, queue, target))
-        for name, queue, target in queue_functions(function_app.app)
+        for name, queue, target in queue_functions(functions)
     ]
     config = uvicorn.Config(
         function_app.asgi,

@@ -37,6 +37,8 @@ async def build(services: Services) -> TimelineIndexReport:
         if not row.get("owner"):
             report.unowned += 1
             continue
+        if not row.get("sent_at"):
+            continue  # marked sent without a time (a row from before `sent_at` was kept)
         await index_sent(services, dict(row), str(row["sent_at"]))  # type: ignore[arg-type]
         report.messages += 1
     return report
