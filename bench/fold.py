@@ -41,7 +41,7 @@ from tests.utils.azurite import azurite
 
 OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"
 IN_FLIGHT = 32
-WORKER_SHAPE = (1200, 1)
+WORKER_SHAPE = (600, 1)
 WORKERS = (1, 2, 4)
 SHAPES = {"many messages, one open each": (600, 1), "few messages, many events each": (20, 30)}
 
@@ -241,7 +241,12 @@ def measure() -> FoldResult:
             results.append(
                 asyncio.run(_shape(connection_string, name, messages, per_message, start))
             )
-    return FoldResult(results, [_workers(n) for n in WORKERS])
+        print(f"  (fold: {name}: ratio {results[-1].ratio:.2f})", flush=True)
+    workers = []
+    for count in WORKERS:
+        workers.append(_workers(count))
+        print(f"  (fold: {count} worker(s): {workers[-1].rate:.0f} events/s)", flush=True)
+    return FoldResult(results, workers)
 
 
 def report(result: FoldResult) -> str:
