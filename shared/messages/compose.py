@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -244,24 +245,30 @@ def _message_row(
         "internet_message_id": "",
         "send_individually": body.send_individually,
         "regarding": body.regarding.model_dump_json() if body.regarding else "",
-        "attachments": json.dumps(
-            [
-                {
-                    "index": f.index,
-                    "name": f.name,
-                    "content_type": f.content_type,
-                    "size": len(f.content),
-                    "followed": f.followed and body.follow,
-                }
-                for f in files
-            ]
-        ),
+        "attachments": attachments_column(files, follow=body.follow),
         "link_count": link_count,
     }
     entity.update(kpi_columns(to_columns(Kpis())))
     if decision.blocked:
         entity["blocked"] = json.dumps(decision.blocked)
     return entity
+
+
+def attachments_column(files: Sequence[CheckedFile], *, follow: bool) -> str:
+    """The message row's `attachments`: each file's name, type, size and whether it is
+    followed (never when the message is not)."""
+    return json.dumps(
+        [
+            {
+                "index": f.index,
+                "name": f.name,
+                "content_type": f.content_type,
+                "size": len(f.content),
+                "followed": f.followed and follow,
+            }
+            for f in files
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,12 @@ from shared.core.rows import MessageRow
 from shared.core.services import Services
 from shared.engagement.kpis import from_columns
 from shared.messages import compose_intents
-from shared.messages.compose import delivered_body, follow_decision, store_blobs
+from shared.messages.compose import (
+    attachments_column,
+    delivered_body,
+    follow_decision,
+    store_blobs,
+)
 from shared.messages.compose_checks import CheckedFile, checked_files
 from shared.messages.models import ComposeIn, DraftPatch
 from shared.messages.reading import load
@@ -78,18 +83,7 @@ async def update(
         "bcc": json.dumps(body.bcc),
         "follow_state": decision.state,
         "blocked": json.dumps(decision.blocked) if decision.blocked else "",
-        "attachments": json.dumps(
-            [
-                {
-                    "index": f.index,
-                    "name": f.name,
-                    "content_type": f.content_type,
-                    "size": len(f.content),
-                    "followed": f.followed and body.follow,
-                }
-                for f in files
-            ]
-        ),
+        "attachments": attachments_column(files, follow=body.follow),
         "link_count": len(links),
         "editing_until": "",
     }

@@ -12,6 +12,7 @@ import httpx
 
 from devtools.graph_standin import GraphStandIn
 from shared.core.auth import ADMIN_ROLE, make_dev_token
+from shared.core.ids import new_message_id, partition_of
 from shared.core.services import Services
 from shared.crm import timeline_index
 from shared.ops import timeline_index_build
@@ -229,3 +230,30 @@ async def test_build_timeline_index_restores_missing_index_rows(
     report = await timeline_index_build.build(graph_services)
     assert report.activities >= 1 and report.messages >= 1
     assert await _json(await seller.http.get(path, headers=seller.auth)) == before
+
+
+async def test_build_timeline_index_passes_over_a_sent_row_without_a_send_time(
+    graph_services: Services,
+) -> None:
+    # A row marked sent with no `sent_at` (older data): the migration skips it, not fails.
+    message_id = new_message_id("timeline.undated@contoso.example")
+    await graph_services.store.messages.create_entity(
+        {
+            "PartitionKey": partition_of(message_id),
+            "RowKey": message_id,
+            "owner": "o" * 52,
+            "status": "sent",
+            "sent_at": "",
+            "to": '["someone@fabrikam.example"]',
+            "cc": "[]",
+            "bcc": "[]",
+        }
+    )
+    report = await timeline_index_build.build(graph_services)
+    assert report.messages >= 0  # it finished
+    found = [
+        row
+        async for row in graph_services.store.timeline_index.list_entities()
+        if str(row["RowKey"]).endswith(message_id)
+    ]
+    assert found == []  # and indexed nothing for the undated row
