@@ -299,6 +299,7 @@ _PRICE_TABLE_10K = 0.00036  # table transactions (a batch is billed per entity h
 _PRICE_QUEUE_10K = 0.0004
 _PRICE_GB_SECOND = 0.000026  # Flex Consumption on-demand execution, per GB-s
 _INSTANCE_GB = 2.048  # the plan's instance memory (infra/app/api.bicep)
+_LIST_TARGET_MS = 100.0  # issue 14: a page at 20,000 messages, locally
 _ENTITIES_PER_EVENT = 11  # the event row, the KPI row and up to 8 list index rows, the alert
 _PARTITION_ENTITIES = 2000  # Table storage: entities per second per partition
 _ACCOUNT_REQUESTS = 20000  # Storage: requests per second per account
@@ -664,6 +665,24 @@ def _lists_section(r: lists.ListsResult) -> list[str]:
         f"and read the page: {r.before.median_ms:,.0f} ms here for the same first page "
         f"({r.before.storage_requests:g} storage requests, median of {len(r.before.ms)}), "
         f"**{r.speedup:,.0f}×** the time it takes now.",
+        "",
+        f"Target: {_LIST_TARGET_MS:.0f} ms for a page at 20,000 messages. "
+        + (
+            "**Met.**"
+            if t[slowest].median_ms <= _LIST_TARGET_MS
+            else "**Not met on Azurite, and it cannot be with any index kept in Table "
+            "storage:** the index range query alone (row "
+            f"{number[lists.RANGE_ALONE]}) takes {t[lists.RANGE_ALONE].median_ms:,.1f} ms, "
+            f"while one point read (row {number[lists.POINT_READ]}) takes "
+            f"{t[lists.POINT_READ].median_ms:,.1f} ms. Azurite answers every query by "
+            "filtering every row of the table in JavaScript and sorting what passes "
+            "(`LokiTableMetadataStore.queryTableEntities` in its source: `chain().where(...)"
+            ".sort(...).limit(...)`), so a query's time grows with the table (here "
+            f"{r.messages:,} message rows and {r.messages * 12:,} index rows), whatever its "
+            "key range. Azure Table storage serves a range of one partition from its key "
+            "order; what the list controls is the number of requests, constant above, and "
+            "its own time over the storage's, the ratio to the floor."
+        ),
         "",
         "Storage requests per list request for sellers with these many messages (the others "
         "set up the same way, each request made once); "
