@@ -224,7 +224,8 @@ class GraphStandIn:
         after: int = 0,
     ) -> None:
         """The next `count` matching requests fail with Graph's throttling shape (429, or
-        serviceNotAvailable for 503, generalException otherwise) and a Retry-After header
+        serviceNotAvailable for 503, ErrorAccessDenied for 403: a mailbox the app may not
+        read, generalException otherwise) and a Retry-After header
         unless retry_after is None. A request inside a $batch gets its own answer there.
         `after` lets that many matching requests through first (the second send, say)."""
         with self._lock:

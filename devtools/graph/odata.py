@@ -56,7 +56,9 @@ def error_body(code: str, message: str, request_id: str, now: datetime) -> dict[
 
 
 def throttled_body(status: int, request_id: str, now: datetime) -> dict[str, Any]:
-    """The throttling guidance's sample 429 body; 503 uses the documented serviceNotAvailable."""
+    """An injected fault's body: the throttling guidance's sample 429 body; 503 the
+    documented serviceNotAvailable; 403 Exchange's ErrorAccessDenied (the app may not read
+    the mailbox: consent missing or an application access policy leaving it out)."""
     if status == 429:
         body = error_body("TooManyRequests", "Please retry again later.", request_id, now)
         body["error"]["innerError"].update(
@@ -66,6 +68,13 @@ def throttled_body(status: int, request_id: str, now: datetime) -> dict[str, Any
     if status == 503:
         return error_body(
             "serviceNotAvailable", "The service is temporarily unavailable.", request_id, now
+        )
+    if status == 403:
+        return error_body(
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+            request_id,
+            now,
         )
     return error_body("generalException", "An unspecified error has occurred.", request_id, now)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from functions.deps import SellerDep, ServicesDep
@@ -50,12 +50,15 @@ async def enrol(body: EnrolIn, _: AdminDep, services: ServicesDep) -> dict[str, 
 
 
 @router.get("/mailboxes", response_model=MailboxListPublic)
-async def health(_: AdminDep, services: ServicesDep) -> dict[str, Any]:
-    """Sync health per mailbox: last sync, lag, items tracked, failing, undeliverable."""
-    boxes = await mailboxes.all_mailboxes(services)
-    return {
-        "mailboxes": [mailboxes.health(services, m) for m in sorted(boxes, key=lambda m: m.email)]
-    }
+async def health(
+    _: AdminDep,
+    services: ServicesDep,
+    days: Annotated[int, Query(ge=1, le=mailboxes.ERROR_DAYS)] = 14,
+) -> dict[str, Any]:
+    """Sync health per mailbox: status, last sync, lag, items tracked, failing,
+    undeliverable, errors by class in all and for each of the last `days` UTC days."""
+    boxes = sorted(await mailboxes.all_mailboxes(services), key=lambda m: m.email)
+    return {"mailboxes": [mailboxes.health(services, m, days=days) for m in boxes]}
 
 
 class EngagementIn(BaseModel):

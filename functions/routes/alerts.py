@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from functions import conditional
 from functions.deps import SellerDep, ServicesDep
 from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
@@ -38,10 +39,14 @@ class SnoozeIn(BaseModel):
     until: AwareDatetime
 
 
-@router.get("", response_model=AlertListPublic)
-async def list_alerts(seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
-    """Open alerts, high priority first, then newest."""
-    return {"alerts": await alerts.list_alerts(services, seller)}
+@router.get("", response_model=AlertListPublic, responses=conditional.NOT_MODIFIED)
+async def list_alerts(
+    request: Request, response: Response, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any] | Response:
+    """Open alerts (not dismissed, not snoozed now), high priority first, then newest. With
+    the ETag of the last answer in `If-None-Match`, 304 while nothing changed: poll cheaply."""
+    body = {"alerts": await alerts.list_alerts(services, seller)}
+    return conditional.answer(request, response, body)
 
 
 @router.post(

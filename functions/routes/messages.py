@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
+from functions import conditional
 from functions.deps import SellerDep, ServicesDep
 from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
@@ -171,15 +172,24 @@ async def message_activities(
     )
 
 
-@router.get("/{message_id}", response_model=MessagePublic, responses=error_responses(404))
+@router.get(
+    "/{message_id}",
+    response_model=MessagePublic,
+    responses={**error_responses(404), **conditional.NOT_MODIFIED},
+)
 async def get_message(
     message_id: str,
+    request: Request,
+    response: Response,
     seller: SellerDep,
     services: ServicesDep,
     history: Literal["summary", "full"] = "summary",
-) -> dict[str, Any]:
-    """The message, its KPIs and timeline (`?history=full` adds every event)."""
-    return await reading.get(services, seller, message_id, full_history=history == "full")
+) -> dict[str, Any] | Response:
+    """The message, its KPIs and timeline (`?history=full` adds every event), current to
+    the last event recorded. With the ETag of the last answer in `If-None-Match`, 304 while
+    nothing changed: poll it for new engagement."""
+    view = await reading.get(services, seller, message_id, full_history=history == "full")
+    return conditional.answer(request, response, view)
 
 
 @router.get("", response_model=MessageListPublic)

@@ -10,8 +10,10 @@ from pydantic import EmailStr
 from functions.deps import SellerDep, ServicesDep
 from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
+from shared.core.errors import InvalidInput
 from shared.crm import preferences, records
 from shared.crm.public import AdvicePublic, PreferencesPublic, RecordListPublic, RecordPublic
+from shared.crm.records import RecordType
 from shared.outlook import record_timeline, tracked
 from shared.outlook.public import ActivityListPublic, TimelinePublic
 
@@ -43,10 +45,10 @@ async def create(
     responses=error_responses(404),
 )
 async def read(
-    record_type: str, record_id: str, _: SellerDep, services: ServicesDep
+    record_type: str, record_id: str, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
     """A record, with the history of its Follow Email and addresses (who, when, old, new)."""
-    return await records.get(services, record_type, record_id, history=True)
+    return await records.get(services, record_type, record_id, history=True, caller=seller)
 
 
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -112,9 +114,26 @@ async def update(
 
 
 @router.get("/records", response_model=RecordListPublic)
-async def search(email: EmailStr, _: SellerDep, services: ServicesDep) -> dict[str, Any]:
-    """Every record with this e-mail address."""
-    return {"records": await records.by_address(services, email)}
+async def search(
+    seller: SellerDep,
+    services: ServicesDep,
+    email: EmailStr | None = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+    record_type: Annotated[RecordType | None, Query(alias="type")] = None,
+    limit: Limit = 50,
+    continuation: str | None = None,
+) -> dict[str, Any]:
+    """`email`: every record with this address. Otherwise a page of the records whose name,
+    a word of it, an address or a domain starts with `q` (every record by name without it),
+    of one `type` or all."""
+    if email is not None:
+        if q or continuation:
+            raise InvalidInput("q", "search by email or by q, not both")
+        found = await records.by_address(services, email, caller=seller)
+        return {"records": found, "continuation": None}
+    return await records.find(
+        services, seller, q, record_type=record_type, limit=limit, continuation=continuation
+    )
 
 
 @router.get("/preferences", response_model=PreferencesPublic)

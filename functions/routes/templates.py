@@ -10,8 +10,8 @@ from functions.deps import SellerDep, ServicesDep
 from functions.errors import BODY_ERRORS, error_responses
 from functions.routes import ExactAnswers
 from shared.templates import library as template_library
-from shared.templates.library import TemplateIn, TemplatePatch
-from shared.templates.public import TemplateListPublic, TemplatePublic
+from shared.templates.library import NewPreviewIn, PreviewIn, TemplateIn, TemplatePatch
+from shared.templates.public import TemplateListPublic, TemplatePreviewPublic, TemplatePublic
 
 router = APIRouter(
     prefix="/api/templates",
@@ -35,6 +35,30 @@ async def list_templates(
 ) -> dict[str, Any]:
     """Every template with its sent count, open and reply rates and `recommended`."""
     return {"items": await template_library.list_templates(services, sort=sort, order=order)}
+
+
+@router.post(
+    "/preview", response_model=TemplatePreviewPublic, responses=error_responses(*BODY_ERRORS)
+)
+async def preview_new(
+    body: NewPreviewIn, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """A template not saved yet rendered for a record (422 naming `record_id`, `subject` or
+    `html`)."""
+    return await template_library.preview(services, seller, None, body)
+
+
+@router.post(
+    "/{template_id}/preview",
+    response_model=TemplatePreviewPublic,
+    responses=error_responses(*BODY_ERRORS, 404),
+)
+async def preview(
+    template_id: str, body: PreviewIn, seller: SellerDep, services: ServicesDep
+) -> dict[str, Any]:
+    """The template rendered for a record, with the `subject` or `html` being edited if
+    given (422 naming `record_id`, `subject` or `html`)."""
+    return await template_library.preview(services, seller, template_id, body)
 
 
 @router.get("/{template_id}", response_model=TemplatePublic, responses=error_responses(404))

@@ -39,14 +39,19 @@ class MeIn(BaseModel):
         return value
 
 
+async def time_zone(store: Store, seller: Seller) -> str | None:
+    """The seller's display time zone, or None until they set one."""
+    try:
+        row = await store.sellers.get_entity(_PARTITION, seller.key, select=["time_zone"])
+    except ResourceNotFoundError:
+        return None
+    return row.get("time_zone") or None
+
+
 async def me(store: Store, seller: Seller) -> dict[str, Any]:
     """The seller as the token says, with their display time zone (null until they set
     one: the app then shows the browser's)."""
-    try:
-        row = await store.sellers.get_entity(_PARTITION, seller.key, select=["time_zone"])
-        zone = row.get("time_zone") or None
-    except ResourceNotFoundError:
-        zone = None
+    zone = await time_zone(store, seller)
     return {
         "email": seller.email,
         "tenant_id": seller.tenant_id,

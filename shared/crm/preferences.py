@@ -8,8 +8,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from shared.core import sellers
+from shared.core import me, sellers
 from shared.core.auth import Seller
 from shared.core.services import Services
 from shared.crm import records
@@ -95,8 +96,10 @@ async def _opens_of(services: Services, seller: Seller, address: str) -> list[da
 
 async def send_time_advice(services: Services, seller: Seller, to: list[str]) -> dict[str, Any]:
     """When to send to one recipient: their working hours from their record's address, or
-    the hour they usually open the seller's mail."""
+    the hour they usually open the seller's mail; the suggested time shown on the
+    recipient's clock and on the seller's (their display time zone, once they set one)."""
     now = services.clock()
+    seller_zone = await me.time_zone(services.store, seller)
     address = None
     name = None
     if len(to) == 1:
@@ -107,10 +110,17 @@ async def send_time_advice(services: Services, seller: Seller, to: list[str]) ->
                 break
     opens = await _opens_of(services, seller, to[0].lower()) if len(to) == 1 else []
     advice = advise(recipients=len(to), address=address, now=now, opens=opens, name=name)
+    seller_time = (
+        advice.send_at.astimezone(ZoneInfo(seller_zone)).isoformat()
+        if advice.send_at and seller_zone
+        else None
+    )
     return {
         "send_at": advice.send_at.isoformat() if advice.send_at else None,
         "local_time": advice.local_time.isoformat() if advice.local_time else None,
         "time_zone": advice.time_zone,
+        "seller_time": seller_time,
+        "seller_time_zone": seller_zone,
         "basis": advice.basis,
         "reason": advice.reason,
     }

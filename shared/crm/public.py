@@ -58,6 +58,18 @@ class RecordPublic(Public):
     address: AddressPublic | None
     follow_email: FollowEmail
     updated_at: IsoTime
+    can_change_follow_email: bool = Field(
+        description="whether you may switch Follow Email now: undoing an opt-out (Do Not "
+        "Allow back to Allow) needs the admin role"
+    )
+    can_remove_emails: bool = Field(
+        description="whether you may remove an address: not from a Do Not Allow record "
+        "without the admin role (that address would be followed again)"
+    )
+    follow_email_changed_by: Literal["seller", "admin"] = Field(
+        description="who may change Follow Email now: any seller (Allow), or an admin only "
+        "(Do Not Allow)"
+    )
     history: list[RecordChangePublic] | SkipJsonSchema[None] = Field(
         None,
         description="one record only: every change to Follow Email and addresses, oldest first",
@@ -65,9 +77,11 @@ class RecordPublic(Public):
 
 
 class RecordListPublic(Public):
-    """The records that hold an address."""
+    """Records found by address, or a page of a search; `continuation` fetches the next
+    page (null on the last, and for an address)."""
 
     records: list[RecordPublic]
+    continuation: str | None
 
 
 class RecipientRecordPublic(Public):
@@ -101,6 +115,11 @@ class AdvicePublic(Public):
 
     send_at: IsoTime | None = Field(description="the suggested instant, UTC")
     local_time: IsoTime | None = Field(description="the same instant in the recipient's zone")
-    time_zone: str | None
+    time_zone: str | None = Field(description="the recipient's IANA time zone")
+    seller_time: IsoTime | None = Field(
+        description="the same instant in the seller's display time zone (null until they set "
+        "one with PUT /api/me: show it in the browser's zone then)"
+    )
+    seller_time_zone: str | None = Field(description="the seller's display time zone")
     basis: Basis
     reason: str

@@ -28,6 +28,7 @@ from shared.core.auth import ADMIN_ROLE, Seller
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.core.ids import index_key, new_event_id
 from shared.core.services import Services
+from shared.crm import search
 
 RecordType = Literal["contact", "lead", "account"]
 RECORD_TYPES: tuple[str, ...] = ("contact", "lead", "account")
@@ -70,8 +71,8 @@ def _check_type(record_type: str) -> None:
         raise InvalidInput("type", f"must be one of {', '.join(RECORD_TYPES)}")
 
 
-def _view(row: Any) -> dict[str, Any]:
-    return {
+def _view(row: Any, caller: Seller | None = None) -> dict[str, Any]:
+    view = {
         "type": row["PartitionKey"],
         "id": row["RowKey"],
         "name": row["name"],
@@ -79,6 +80,22 @@ def _view(row: Any) -> dict[str, Any]:
         "address": json.loads(row["address"]) if row.get("address") else None,
         "follow_email": row["follow_email"],
         "updated_at": row["updated_at"],
+    }
+    if caller is not None:
+        view.update(permissions(caller, row["follow_email"]))
+    return view
+
+
+def permissions(caller: Seller, follow_email: str) -> dict[str, Any]:
+    """What the caller may change of a record's consent, as check_consent decides it: an
+    opt-out (Do Not Allow) is undone only by an admin, so its switch and the removal of its
+    addresses are theirs alone; Allow may be switched off by anyone. Pure."""
+    opted_out = follow_email == "do_not_allow"
+    allowed = not opted_out or ADMIN_ROLE in caller.roles
+    return {
+        "can_change_follow_email": allowed,
+        "can_remove_emails": allowed,
+        "follow_email_changed_by": "admin" if opted_out else "seller",
     }
 
 
@@ -172,6 +189,7 @@ async def create(
     record_id = secrets.token_hex(8)
     emails = sorted({e.lower() for e in body.emails})
     await _index(services, record_type, record_id, emails)
+    await search.index(services, record_type, record_id, body.name, emails)
     now = services.clock()
     row = {
         "PartitionKey": record_type,
@@ -187,7 +205,7 @@ async def create(
     await services.store.records.submit_transaction(
         [("create", row), *(("create", h) for h in history)]
     )
-    return await get(services, record_type, record_id, history=True)
+    return await get(services, record_type, record_id, history=True, caller=seller)
 
 
 async def _row(services: Services, record_type: str, record_id: str) -> Any:
@@ -201,10 +219,16 @@ async def _row(services: Services, record_type: str, record_id: str) -> Any:
 
 
 async def get(
-    services: Services, record_type: str, record_id: str, *, history: bool = False
+    services: Services,
+    record_type: str,
+    record_id: str,
+    *,
+    history: bool = False,
+    caller: Seller | None = None,
 ) -> dict[str, Any]:
-    """One record; with `history`, every change to its Follow Email and addresses."""
-    view = _view(await _row(services, record_type, record_id))
+    """One record; with `history`, every change to its Follow Email and addresses; with the
+    `caller`, what they may change of its consent (`permissions`)."""
+    view = _view(await _row(services, record_type, record_id), caller)
     if history:
         view["history"] = await _history(services, record_type, record_id)
     return view
@@ -238,6 +262,9 @@ async def update(
                 audited.append(("emails", current, emails))
                 await _index(services, record_type, record_id, emails)
             changes["emails"] = json.dumps(emails)
+        before, after = (row["name"], current), (changes.get("name", row["name"]), emails)
+        if before != after:
+            await search.index(services, record_type, record_id, *after)
         conditions = {
             "mode": UpdateMode.MERGE,
             "etag": row.metadata["etag"],
@@ -258,21 +285,53 @@ async def update(
                 raise NotFound(record_type) from None
             raise
         await _unindex(services, record_type, record_id, sorted(set(current) - set(emails)))
-        return await get(services, record_type, record_id, history=True)
+        if before != after:
+            await search.unindex(services, record_type, record_id, before, after)
+        return await get(services, record_type, record_id, history=True, caller=seller)
     raise Conflict("the record kept changing meanwhile; read it again")
 
 
-async def by_address(services: Services, email: str) -> list[dict[str, Any]]:
-    """Every record that has this address."""
+async def by_address(
+    services: Services, email: str, *, caller: Seller | None = None
+) -> list[dict[str, Any]]:
+    """Every record that has this address (with the `caller`'s permissions, given one)."""
     found = []
     async for row in services.store.records_index.query_entities(
         "PartitionKey eq @pk", parameters={"pk": _address_partition(email)}
     ):
         record_type, _, record_id = row["RowKey"].partition(":")
         try:
-            record = await get(services, record_type, record_id)
+            record = await get(services, record_type, record_id, caller=caller)
         except NotFound:
             continue  # indexed while being created, or removed: not a record (yet)
         if email.strip().lower() in record["emails"]:  # else indexed for a change not made
             found.append(record)
     return found
+
+
+async def find(
+    services: Services,
+    caller: Seller,
+    query: str,
+    *,
+    record_type: str | None,
+    limit: int,
+    continuation: str | None,
+) -> dict[str, Any]:
+    """One page of records found by the start of a name, a word of it, an address or a
+    domain (every record by name, for an empty query), of one type or all
+    (shared.crm.search)."""
+    if record_type is not None:
+        _check_type(record_type)
+
+    async def view(kind: str, record_id: str) -> dict[str, Any]:
+        return await get(services, kind, record_id, caller=caller)
+
+    return await search.search(
+        services,
+        query,
+        record_type=record_type,
+        limit=limit,
+        continuation=continuation,
+        view=view,
+    )

@@ -33,7 +33,7 @@ from shared.messages.reading import current_view
 from shared.messages.views import message_view
 from shared.templates import library as template_library
 from shared.tracking.followed_body import FollowedFile
-from shared.tracking.links import attachment_blob_name, links_blob_name
+from shared.tracking.links import FINAL_METADATA, attachment_blob_name, links_blob_name
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,8 @@ async def store_blobs(
     links: list[str],
 ) -> None:
     """The message's blobs: its attachments, the body as delivered, the seller's original
-    (kept while followed) and the followed links; each overwritten if there."""
+    (kept while followed) and the followed links (marked final unless a draft's); each
+    overwritten if there."""
     store = services.store
     uploads = [
         store.attachments.upload_blob(
@@ -212,9 +213,16 @@ async def store_blobs(
     blobs = {f"{message_id}/body.html": html.encode("utf-8")}
     if body.follow:  # kept to send unfollowed if a recipient's preference changes before sending
         blobs[f"{message_id}/original.html"] = body.html.encode()
-    if links:
-        blobs[links_blob_name(message_id)] = json.dumps(links).encode()
     uploads += [store.message_blobs.upload_blob(n, d, overwrite=True) for n, d in blobs.items()]
+    if links:  # final unless a draft's, which an edit may change (shared.tracking.links)
+        uploads.append(
+            store.message_blobs.upload_blob(
+                links_blob_name(message_id),
+                json.dumps(links).encode(),
+                overwrite=True,
+                metadata=FINAL_METADATA if body.send else None,
+            )
+        )
     await asyncio.gather(*uploads)
 
 

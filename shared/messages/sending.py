@@ -37,6 +37,7 @@ from shared.core.storage import update_if_unchanged
 from shared.crm import preferences, timeline_index
 from shared.messages import copies, dispatch_queue, sent_index
 from shared.messages.delivery import Attachment, Outgoing, Receipt
+from shared.tracking import links
 from shared.tracking.followed_body import FollowedFile
 from shared.tracking.links import attachment_blob_name
 
@@ -180,9 +181,20 @@ async def claim(
         return None  # someone else claimed it (or changed it) first
     if by_seller and send_at:
         await dispatch_queue.unschedule(services, message_id, datetime.fromisoformat(send_at))
+    if entity["status"] == "draft" and entity["follow_state"] == "followed":
+        await _finalise_links(services, message_id)
     claimed: MessageRow = {**entity, **patch}
     claimed["previous_queued_at"] = entity.get("queued_at") or ""
     return claimed
+
+
+async def _finalise_links(services: Services, message_id: str) -> None:
+    """A draft's links are final once it is claimed (no edit can take it now): workers may
+    cache them from here on. Best effort: left unmarked, they are only read on every click."""
+    try:
+        await links.finalise(services.store, message_id)
+    except Exception:
+        logger.warning("a sent draft's links were not marked final; clicks read them each time")
 
 
 def sending_entity(now: datetime) -> MessageRow:

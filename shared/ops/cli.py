@@ -1,5 +1,5 @@
 """Command line: `python -m shared.ops.cli dev-token EMAIL | fold | init-storage |
-migrate-identities | build-list-index | build-timeline-index ...`."""
+migrate-identities | build-list-index | build-timeline-index | build-record-search ...`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from shared.bootstrap import build_services
 from shared.core.auth import ADMIN_ROLE, make_dev_token
 from shared.core.settings import get_settings
 from shared.core.storage import ensure_storage
+from shared.crm import search
 from shared.engagement.fold import fold_cycle
 from shared.messages.dispatch import dispatch_cycle
 from shared.ops import identities, list_index_build, timeline_index_build
@@ -42,6 +43,8 @@ async def _run(args: argparse.Namespace) -> None:
             result = dataclasses.asdict(await identities.migrate(services, keys))
         elif args.command == "build-timeline-index":
             result = dataclasses.asdict(await timeline_index_build.build(services))
+        elif args.command == "build-record-search":
+            result = {"records": await search.reindex_all(services)}
         elif args.command == "build-list-index":
             built = await list_index_build.build(services.store, _progress)
             result = dataclasses.asdict(built)
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser(
         "build-timeline-index",
         help="index existing activities and sent mail for record timelines (docs/admin.md)",
+    )
+    commands.add_parser(
+        "build-record-search",
+        help="make records created before the record search findable by name and address",
     )
     commands.add_parser(
         "build-list-index",

@@ -191,10 +191,8 @@ async def record_failure(
     }
     await services.store.mailboxes.upsert_entity(row)
     cycle.failures[graph_id] = row
-    mailbox.errors[klass] = mailbox.errors.get(klass, 0) + 1
-    mailbox.last_error = (
-        f"{klass}: {error if isinstance(error, CategoryWriteFailed) else type(error).__name__}"
-    )
+    what = error if isinstance(error, CategoryWriteFailed) else type(error).__name__
+    mailbox.failed(klass, services.clock(), f"{klass}: {what}")
     cycle.report.failed += 1
     telemetry.record_failed(klass)
     if row["undeliverable"] and not already:

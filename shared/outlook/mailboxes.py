@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -18,6 +18,7 @@ from shared.core.services import Services
 
 _STATE = "state"
 FAILURE_CLASSES = ("throttled", "timeout", "rejected", "unknown")
+ERROR_DAYS = 30  # days of errors by class kept per mailbox (UTC days), for the dashboard
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Mailbox:
     undeliverable: int = 0
     last_error: str = ""
     errors: dict[str, int] = field(default_factory=dict)
+    errors_by_day: dict[str, dict[str, int]] = field(default_factory=dict)
     lease_until: str = ""
     etag: str = ""
 
@@ -44,19 +46,34 @@ class Mailbox:
     def key(self) -> str:
         return mailbox_key(self.email)
 
+    def failed(self, klass: str, at: datetime, last_error: str) -> None:
+        """Count a failed Graph call of the mailbox's sync: in its totals by class, in the
+        day's bucket (the last ERROR_DAYS days are kept), and as its last error. The one
+        place a mailbox's error counters change; saved with the cycle's state."""
+        self.errors[klass] = self.errors.get(klass, 0) + 1
+        day = at.astimezone(UTC).date()
+        bucket = self.errors_by_day.setdefault(day.isoformat(), {})
+        bucket[klass] = bucket.get(klass, 0) + 1
+        oldest = (day - timedelta(days=ERROR_DAYS - 1)).isoformat()
+        self.errors_by_day = {d: b for d, b in self.errors_by_day.items() if d >= oldest}
+        self.last_error = last_error
+
     def to_entity(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("etag")
-        for name in ("folders", "delta_links", "errors"):
+        for name in _JSON_COLUMNS:
             row[name] = json.dumps(row[name])
         return {"PartitionKey": self.key, "RowKey": _STATE, **row}
 
     @classmethod
     def from_entity(cls, row: Any) -> Mailbox:
         values = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k != "etag"}
-        for name in ("folders", "delta_links", "errors"):
+        for name in _JSON_COLUMNS:
             values[name] = json.loads(values.get(name) or ("[]" if name == "folders" else "{}"))
         return cls(**values, etag=row.metadata["etag"])
+
+
+_JSON_COLUMNS = ("folders", "delta_links", "errors", "errors_by_day")
 
 
 def _address(email: str) -> str:
@@ -125,18 +142,22 @@ async def all_mailboxes(services: Services) -> list[Mailbox]:
     ]
 
 
-def health(services: Services, mailbox: Mailbox) -> dict[str, Any]:
-    """The mailbox as the admin dashboard shows it."""
+def health(services: Services, mailbox: Mailbox, *, days: int = 14) -> dict[str, Any]:
+    """The mailbox as the admin dashboard shows it, with its errors by class for each of
+    the last `days` UTC days (today last, days without errors as zeros)."""
     now = services.clock()
     lag = (
         (now - datetime.fromisoformat(mailbox.last_success_at)).total_seconds()
         if mailbox.last_success_at
         else None
     )
+    today = now.astimezone(UTC).date()
+    dates = [(today - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
     return {
         "email": mailbox.email,
         "enrolled_at": mailbox.enrolled_at,
         "folders": mailbox.folders,
+        "status": status(mailbox),
         "last_sync_at": mailbox.last_sync_at or None,
         "last_success_at": mailbox.last_success_at or None,
         "lag_seconds": lag,
@@ -145,5 +166,19 @@ def health(services: Services, mailbox: Mailbox) -> dict[str, Any]:
         "undeliverable": mailbox.undeliverable,
         "last_error": mailbox.last_error or None,
         "errors": {c: mailbox.errors.get(c, 0) for c in FAILURE_CLASSES},
+        "errors_by_day": [
+            {"date": d, **{c: mailbox.errors_by_day.get(d, {}).get(c, 0) for c in FAILURE_CLASSES}}
+            for d in dates
+        ],
         "category": {"id": mailbox.category_id or None, "name": mailbox.category_name or None},
     }
+
+
+def status(mailbox: Mailbox) -> str:
+    """The dashboard's verdict: `pending` (never synced), `failing` (the last cycle
+    failed), `degraded` (it synced, but items are failing to track), or `ok`. Pure."""
+    if not mailbox.last_sync_at:
+        return "pending"
+    if mailbox.last_success_at != mailbox.last_sync_at:
+        return "failing"
+    return "degraded" if mailbox.items_failing else "ok"

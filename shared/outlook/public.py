@@ -23,6 +23,12 @@ class MailboxErrors(Public):
     unknown: int
 
 
+class MailboxErrorsOnDay(MailboxErrors):
+    """A UTC day's failed Graph calls of the mailbox's syncs, by class."""
+
+    date: str = Field(description="the UTC day, YYYY-MM-DD")
+
+
 class TrackingCategoryPublic(Public):
     """The mailbox's tracking category, known by id (null until the first sync makes it)."""
 
@@ -36,6 +42,10 @@ class MailboxHealthPublic(Public):
     email: str
     enrolled_at: IsoTime
     folders: list[str] = Field(description="tracked folders")
+    status: Literal["pending", "ok", "degraded", "failing"] = Field(
+        description="pending: never synced; failing: the last sync failed (see last_error); "
+        "degraded: it syncs, but items fail to track; ok"
+    )
     last_sync_at: IsoTime | None
     last_success_at: IsoTime | None
     lag_seconds: float | None = Field(description="seconds since the last successful sync")
@@ -43,7 +53,10 @@ class MailboxHealthPublic(Public):
     items_failing: int
     undeliverable: int
     last_error: str | None
-    errors: MailboxErrors
+    errors: MailboxErrors = Field(description="every failed Graph call since enrolment")
+    errors_by_day: list[MailboxErrorsOnDay] = Field(
+        description="failed Graph calls per UTC day, oldest first, today last (`days` of them)"
+    )
     category: TrackingCategoryPublic
 
 

@@ -207,8 +207,7 @@ async def _close_cycle(cycle: Cycle, *, success: bool) -> None:
 def _failed(cycle: Cycle, error: BaseException) -> None:
     klass = classify(error)
     telemetry.record_error_class(klass)
-    cycle.mailbox.errors[klass] = cycle.mailbox.errors.get(klass, 0) + 1
-    cycle.mailbox.last_error = f"{klass}: {type(error).__name__}"
+    cycle.mailbox.failed(klass, cycle.services.clock(), f"{klass}: {type(error).__name__}")
 
 
 @asynccontextmanager

@@ -73,6 +73,25 @@ class TemplatePatch(BaseModel):
     html: Annotated[BodyText, Field(min_length=1)] | None = None
 
 
+class PreviewIn(BaseModel):
+    """POST /api/templates/{id}/preview: the record to render for, and the subject or HTML
+    being edited, if not yet saved (left out: the template's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_type: records.RecordType
+    record_id: Annotated[str, Field(min_length=1, max_length=64)]
+    subject: HeaderText | None = None
+    html: Annotated[BodyText, Field(min_length=1)] | None = None
+
+
+class NewPreviewIn(PreviewIn):
+    """POST /api/templates/preview: a template not saved yet, rendered for a record."""
+
+    subject: HeaderText = ""
+    html: Annotated[BodyText, Field(min_length=1)]
+
+
 def _html_columns(html: str) -> dict[str, Any]:
     chunks = [html[i : i + _CHUNK_CHARS] for i in range(0, len(html), _CHUNK_CHARS)]
     return {"html_chunks": len(chunks), **{f"html_{i}": c for i, c in enumerate(chunks)}}
@@ -254,6 +273,48 @@ async def render_for(
             "template_id", f"its {exc.field} {exc.message}", too_large=exc.too_large
         ) from None
     return rendered
+
+
+async def preview(
+    services: Services, seller: Seller, template_id: str | None, body: PreviewIn
+) -> dict[str, Any]:
+    """A template (a saved one, with the edits in `body`, or a new one) rendered for a chosen
+    record as compose would render it for mail to the record's first address: the names from
+    the record itself (a contact or lead), the company from the record (an account) or an
+    account with that address. InvalidInput naming `record_id` for no such record, `subject`
+    or `html` for a template that will not render."""
+    subject, html = body.subject, body.html
+    if template_id is not None:
+        row = await _load(services, template_id)
+        subject = row["subject"] if subject is None else subject
+        html = _html_of(row) if html is None else html
+    if html is None:
+        raise InvalidInput("html", "is required for a template not saved yet")
+    try:
+        record = await records.get(services, body.record_type, body.record_id)
+    except NotFound:
+        raise InvalidInput("record_id", f"no such {body.record_type}") from None
+    address = record["emails"][0]
+    others = [r for r in await records.by_address(services, address) if r["id"] != record["id"]]
+    recipient = _recipient_fields(address, [record, *others])
+    if record["type"] == "account":
+        recipient["company"] = record["name"]
+    elif record["type"] in _RECORD_ORDER:  # the chosen person's names, not another record's
+        recipient.update(_recipient_fields(address, [record]))
+        recipient["company"] = _recipient_fields(address, others)["company"]
+    rendered = templates.render(
+        subject or "",
+        html,
+        sender={"email": seller.email},
+        recipient=recipient,
+        max_html_bytes=services.settings.max_html_bytes,
+    )
+    return {
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "record": {"type": record["type"], "id": record["id"]},
+        "to": address,
+    }
 
 
 def _markable(template_id: str, what: str) -> bool:

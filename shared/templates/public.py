@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.core.public import IsoTime, Public
+from shared.crm.public import RegardingPublic
 
 
 class TemplateSummaryPublic(Public):
@@ -38,3 +39,13 @@ class TemplateListPublic(Public):
     """Every template, sorted as asked."""
 
     items: list[TemplateSummaryPublic]
+
+
+class TemplatePreviewPublic(Public):
+    """A template rendered for a record, as compose would send it to the record's first
+    address (not followed yet: links are signed only when a message is composed)."""
+
+    subject: str
+    html: str
+    record: RegardingPublic = Field(description="the record it was rendered for")
+    to: str = Field(description="the address it was rendered for: the record's first")

@@ -380,6 +380,20 @@ async def test_throttling_and_unavailable_use_graph_error_shapes(graph: GraphSta
     assert fine.status_code == 200
 
 
+async def test_a_mailbox_the_app_may_not_read_answers_access_denied(graph: GraphStandIn) -> None:
+    graph.fail_always(status=403, path_contains=f"{ANA}/")
+    url = f"{graph.base_url}/users/{ANA}/mailFolders"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}) as http:
+        denied = [await http.get(url) for _ in range(2)]
+        graph.clear_faults()
+        fine = await http.get(url)
+
+    assert [r.status_code for r in denied] == [403, 403]
+    assert denied[0].json()["error"]["code"] == "ErrorAccessDenied"
+    assert "Retry-After" not in denied[0].headers
+    assert fine.status_code == 200
+
+
 async def test_requests_without_the_token_get_401(
     graph: GraphStandIn, make_client: Callable[..., GraphServiceClient]
 ) -> None:

@@ -70,3 +70,51 @@ async def test_first_open_alert_is_created_once_and_can_be_snoozed_and_dismissed
         await client.post(f"/api/alerts/open-{draft['id']}/dismiss", headers=seller)
     ).status_code == 200
     assert await alert_ids(client, seller) == []
+
+
+async def test_the_list_answers_304_while_nothing_changed(
+    client: httpx.AsyncClient, services: Services, clock: Clock
+) -> None:
+    seller = {
+        "Authorization": f"Bearer {make_dev_token(services.settings, 'polling@contoso.example')}"
+    }
+
+    async def poll(tag: str | None) -> httpx.Response:
+        headers = {**seller, **({"If-None-Match": tag} if tag else {})}
+        return await client.get("/api/alerts", headers=headers)
+
+    empty = await poll(None)
+    assert empty.status_code == 200 and empty.json() == {"alerts": []}
+    tag = empty.headers["etag"]
+    assert tag.startswith('W/"') and empty.headers["cache-control"] == "private, no-cache"
+    same = await poll(tag)
+    assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == tag
+    assert (await poll(f'"other", {tag.removeprefix("W/")}')).status_code == 304
+
+    # A first open: a new card, a new tag.
+    sent = await compose(client, seller)
+    pixel = sent["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
+    await client.get(pixel)
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
+    fresh = await poll(tag)
+    assert fresh.status_code == 200 and [a["id"] for a in fresh.json()["alerts"]] == [
+        f"open-{sent['id']}"
+    ]
+    assert fresh.headers["etag"] != tag
+    assert (await poll(fresh.headers["etag"])).status_code == 304
+    # Snoozed, the card goes: the list changed; when the snooze ends, it is back.
+    until = (clock.now() + timedelta(hours=1)).isoformat()
+    await client.post(
+        f"/api/alerts/open-{sent['id']}/snooze", json={"until": until}, headers=seller
+    )
+    snoozed = await poll(fresh.headers["etag"])
+    assert snoozed.status_code == 200 and snoozed.json() == {"alerts": []}
+    assert snoozed.headers["etag"] == tag  # the same answer as before: the same tag
+    clock.advance(2 * 3600)
+    assert (await poll(tag)).status_code == 200
+    # Another seller's tag never hides this seller's cards.
+    other = {
+        "Authorization": f"Bearer {make_dev_token(services.settings, 'other.poll@contoso.example')}"
+    }
+    theirs = (await client.get("/api/alerts", headers=other)).headers["etag"]
+    assert (await poll(theirs)).status_code == 200

@@ -5,16 +5,21 @@ a change that races another."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from shared.bootstrap import build_services
 from shared.core.auth import make_dev_token
 from shared.core.ids import partition_of
 from shared.core.services import Services
 from shared.core.settings import Settings
+from shared.tracking.links import FINAL_METADATA, links_blob_name
 from tests.functions.test_openapi import assert_error_shape
 from tests.utils.factories import attachment, compose, ensure_contacts
 
@@ -245,3 +250,84 @@ async def test_attachments_kept_by_a_patch_go_out_with_the_mail(
     assert sent.status_code == 200 and sent.json()["status"] == "sent", sent.text
     blob = await services.store.attachments.download_blob(f"{draft['id']}/f0")
     assert await blob.readall() == b"kept bytes"
+
+
+CLICK = re.compile(r'href="http://track\.test(/t/c/[^"]+)"')
+
+
+@contextlib.asynccontextmanager
+async def _other_worker(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """Another worker of the app: its own services (its own link cache), the same storage."""
+    from functions.http_app import create_app
+
+    worker = build_services(services.settings, services.clock, store=services.store)
+    transport = httpx.ASGITransport(app=create_app(lambda: worker))
+    async with httpx.AsyncClient(transport=transport, base_url="http://track.test") as http:
+        yield http
+
+
+async def _location(http: httpx.AsyncClient, path: str) -> str | None:
+    """Where a click goes: the redirect's target, or None for the plain 404 page."""
+    response = await http.get(path)
+    assert response.status_code in (302, 404), response.text
+    return response.headers["location"] if response.status_code == 302 else None
+
+
+async def test_a_click_after_a_draft_is_edited_goes_where_the_edited_body_says(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+) -> None:
+    old = '<p><a href="https://contoso.example/old">old</a></p>'
+    draft = await _draft(client, auth, html=old)
+    async with _other_worker(services) as worker:
+        # The seller's preview click, on another worker than the one that takes the edit.
+        (first,) = CLICK.findall(draft["html"])
+        assert await _location(worker, first) == "https://contoso.example/old"
+        new = (
+            '<p><a href="https://contoso.example/new">new</a> and '
+            '<a href="https://contoso.example/more">more</a></p>'
+        )
+        edited = await client.patch(
+            f"/api/messages/{draft['id']}", json={"html": new}, headers=auth
+        )
+        assert edited.status_code == 200, edited.text
+        clicks = CLICK.findall(edited.json()["html"])
+        assert [await _location(worker, c) for c in clicks] == [
+            "https://contoso.example/new",
+            "https://contoso.example/more",
+        ]
+        shown = (await worker.get(f"/api/messages/{draft['id']}", headers=auth)).json()
+        assert [link["url"] for link in shown["links"]] == [
+            "https://contoso.example/new",
+            "https://contoso.example/more",
+        ]
+        # Unfollowed, the draft's links lead nowhere any more.
+        unfollowed = await client.patch(
+            f"/api/messages/{draft['id']}", json={"follow": False}, headers=auth
+        )
+        assert unfollowed.status_code == 200, unfollowed.text
+        assert [await _location(worker, c) for c in clicks] == [None, None]
+        # Followed again and sent: the links are final, and a worker may keep them.
+        again = await client.patch(
+            f"/api/messages/{draft['id']}", json={"follow": True}, headers=auth
+        )
+        assert again.json()["follow_state"] == "followed"
+        sent = await client.post(f"/api/messages/{draft['id']}/send", headers=auth)
+        assert sent.status_code == 200, sent.text
+        final = CLICK.findall(again.json()["html"])
+        assert await _location(worker, final[1]) == "https://contoso.example/more"
+    properties = await services.store.message_blobs.get_blob_client(
+        links_blob_name(draft["id"])
+    ).get_blob_properties()
+    assert properties.metadata == FINAL_METADATA  # final now: workers may cache them
+
+
+async def test_a_deleted_drafts_links_lead_nowhere(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+) -> None:
+    draft = await _draft(client, auth)
+    async with _other_worker(services) as worker:
+        clicks = CLICK.findall(draft["html"])
+        assert await _location(worker, clicks[1]) == "https://contoso.example/demo"
+        gone = await client.delete(f"/api/messages/{draft['id']}", headers=auth)
+        assert gone.status_code == 204
+        assert await _location(worker, clicks[1]) is None

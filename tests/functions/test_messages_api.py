@@ -235,3 +235,32 @@ async def test_a_chunked_body_over_the_limit_is_refused_while_reading(
         "/api/messages", content=small(), headers={**auth, "content-type": "application/json"}
     )
     assert accepted.status_code == 201
+
+
+async def test_a_message_polled_answers_304_until_new_engagement(
+    client: httpx.AsyncClient, auth: dict[str, str], clock: Clock, services: Services
+) -> None:
+    sent = await compose(client, auth)
+    path = f"/api/messages/{sent['id']}"
+    first = await client.get(path, headers=auth)
+    tag = first.headers["etag"]
+    again = await client.get(path, headers={**auth, "If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    # An open, not folded yet: the view already shows it, so the tag changes.
+    pixel = sent["html"].split('src="http://track.test', 1)[1].split('"', 1)[0]
+    await client.get(pixel)
+    opened = await client.get(path, headers={**auth, "If-None-Match": tag})
+    assert opened.status_code == 200 and opened.json()["kpis"]["opens"] == 1
+    # Folded, the same engagement: the same answer, the same tag.
+    await fold_cycle(services, now=clock.advance(60), grace=services.grace)
+    folded = await client.get(path, headers={**auth, "If-None-Match": opened.headers["etag"]})
+    assert folded.status_code == 304, folded.text
+    full = await client.get(
+        path, params={"history": "full"}, headers={**auth, "If-None-Match": tag}
+    )
+    assert full.status_code == 200 and full.headers["etag"] != opened.headers["etag"]
+    other = {
+        "Authorization": f"Bearer {make_dev_token(services.settings, 'etag.other@contoso.example')}"
+    }
+    hidden = await client.get(path, headers={**other, "If-None-Match": tag})
+    assert hidden.status_code == 404  # not yours: no tag says otherwise

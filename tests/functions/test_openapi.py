@@ -25,7 +25,7 @@ from shared.engagement.fold import fold_cycle
 from shared.messages.public import ClassTally
 from shared.outlook.activities import ACTIVITY, activity_key, index
 from shared.outlook.mailboxes import FAILURE_CLASSES
-from shared.outlook.public import MailboxErrors
+from shared.outlook.public import MailboxErrors, MailboxErrorsOnDay
 from tests.conftest import Clock
 from tests.functions import test_health
 from tests.utils.factories import attachment, compose_body, template_body
@@ -198,9 +198,34 @@ async def test_swagger_authorize_reaches_a_seller_route(
     assert_error_shape(forged, 401, "authorization")
 
 
+async def test_the_pages_find_what_they_need_in_the_document(client: httpx.AsyncClient) -> None:
+    spec = await openapi(client)
+
+    def fields(path: str, method: str = "get", code: str = "200") -> set[str]:
+        answer = spec["paths"][path][method]["responses"][code]
+        return set(resolve(spec, answer["content"]["application/json"]["schema"])["properties"])
+
+    # Assistant: a poll that changed nothing answers 304, without a body.
+    not_modified = spec["paths"]["/api/alerts"]["get"]["responses"]["304"]
+    assert "content" not in not_modified and "If-None-Match" in not_modified["description"]
+    # Compose: the advice on both clocks. Records: a page of a search, and who may switch.
+    assert {"local_time", "seller_time", "seller_time_zone"} <= fields("/api/advice")
+    assert {"records", "continuation"} <= fields("/api/records")
+    params = {p["name"] for p in spec["paths"]["/api/records"]["get"]["parameters"]}
+    assert {"email", "q", "type", "limit", "continuation"} <= params
+    record = fields("/api/records/{record_type}/{record_id}")
+    assert {"can_change_follow_email", "follow_email_changed_by"} <= record
+    # Templates: a preview. Admin: the dashboard's status and errors by day.
+    preview = "/api/templates/{template_id}/preview"
+    assert {"subject", "html", "record", "to"} <= fields(preview, "post")
+    mailbox = spec["components"]["schemas"]["MailboxHealthPublic"]["properties"]
+    assert {"status", "errors_by_day", "lag_seconds"} <= set(mailbox)
+
+
 def test_models_follow_the_vocabularies() -> None:
     assert tuple(ClassTally.model_fields) == EVENT_CLASSES
     assert tuple(MailboxErrors.model_fields) == FAILURE_CLASSES
+    assert tuple(MailboxErrorsOnDay.model_fields) == (*FAILURE_CLASSES, "date")
 
 
 async def tracked_item(services: Services, mailbox: str, contact: str, followed: str) -> str:
@@ -290,6 +315,8 @@ async def test_every_answer_declares_every_key_it_carries(
     await call("GET", "/api/records/{record_type}/{record_id}", seller, **ids)
     await call("PATCH", "/api/records/{record_type}/{record_id}", seller, json={"name": "Bob O"}, **ids)  # fmt: skip
     await call("GET", "/api/records", seller, params={"email": bob})
+    found = await call("GET", "/api/records", seller, params={"q": "Bob O", "type": "contact"})
+    assert record["id"] in [r["id"] for r in found["records"]]
     stranger = "stranger.openapi@fabrikam.example"
     preferences = await call("GET", "/api/preferences", seller, params={"to": bob, "cc": stranger})
     assert preferences["follow_state"] == "blocked"
@@ -306,6 +333,9 @@ async def test_every_answer_declares_every_key_it_carries(
     await call("GET", "/api/templates", seller)
     await call("GET", "/api/templates/{template_id}", seller, template_id=template["id"])
     await call("PATCH", "/api/templates/{template_id}", seller, template_id=template["id"], json={"name": "Renamed"})  # fmt: skip
+    target = {"record_type": "contact", "record_id": record["id"]}
+    await call("POST", "/api/templates/{template_id}/preview", seller, template_id=template["id"], json=target)  # fmt: skip
+    await call("POST", "/api/templates/preview", seller, json={**target, "html": "<p>Hi</p>"})
 
     # Messages: followed (advice, a followed attachment, a reminder), blocked, draft, scheduled.
     remind_at = (clock.now() + timedelta(hours=1)).isoformat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,8 @@ import pytest
 
 from shared.core.auth import ADMIN_ROLE, dev_seller, make_dev_token
 from shared.core.services import Services
+from shared.crm import search
+from tests.functions.test_openapi import assert_error_shape
 
 
 async def create(
@@ -236,3 +239,196 @@ async def test_every_change_to_follow_email_and_addresses_is_in_the_history(
     ).json()["records"]
     assert [r["id"] for r in listed] == [record["id"]] and "history" not in listed[0]
     assert (await client.get(f"{path}-h-0", headers=ana)).status_code == 404
+
+
+async def find(client: httpx.AsyncClient, auth: dict[str, str], **params: object) -> dict:  # type: ignore[type-arg]
+    response = await client.get("/api/records", params=params, headers=auth)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_records_are_found_by_the_start_of_a_name_a_word_an_address_or_a_domain(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    tag = f"q{uuid.uuid4().hex[:8]}"  # records are the organisation's: this test's own word
+    contact = await create(
+        client,
+        auth,
+        name=f"Élodie {tag.capitalize()}son",
+        emails=[f"elodie.{tag}@fabrikam.example"],
+    )
+    lead = await create(
+        client, auth, "lead", name=f"{tag} Kim", emails=[f"kim.{tag}@northwind-{tag}.example"]
+    )
+    account = await create(
+        client, auth, "account", name=f"{tag} Corp", emails=[f"info@{tag}corp.example"]
+    )
+
+    def ids(answer: dict) -> list[str]:  # type: ignore[type-arg]
+        return [r["id"] for r in answer["records"]]
+
+    everyone = await find(client, auth, q=tag.upper())
+    assert sorted(ids(everyone)) == sorted([contact["id"], lead["id"], account["id"]])
+    assert everyone["continuation"] is None
+    assert ids(await find(client, auth, q=f"ELODIE {tag}")) == [contact["id"]]  # accents off
+    assert ids(await find(client, auth, q=f"kim.{tag}@")) == [lead["id"]]  # an address
+    assert ids(await find(client, auth, q=f"northwind-{tag}")) == [lead["id"]]  # a domain
+    assert ids(await find(client, auth, q=tag, type="account")) == [account["id"]]
+    assert ids(await find(client, auth, q=f"{tag}zzz")) == []
+
+    # A page at a time: each record once, however many of its terms match.
+    pages, continuation = [], None
+    while True:
+        params = {"q": tag, "limit": 1, **({"continuation": continuation} if continuation else {})}
+        page = await find(client, auth, **params)
+        pages.append(ids(page))
+        continuation = page["continuation"]
+        if continuation is None:
+            break
+    assert len(pages) == 3 and all(len(p) == 1 for p in pages)
+    assert sorted(p[0] for p in pages) == sorted(ids(everyone))
+
+    # Renamed, it is found by its new name only.
+    renamed = await client.patch(
+        f"/api/records/contact/{contact['id']}", json={"name": f"Zoë {tag}x"}, headers=auth
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert ids(await find(client, auth, q=f"elodie {tag}")) == []
+    assert ids(await find(client, auth, q=f"zoe {tag}x")) == [contact["id"]]
+    assert contact["id"] in ids(await find(client, auth, q=tag))
+
+
+async def test_every_record_of_a_type_is_listed_by_name_a_page_at_a_time(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    made = [
+        await create(
+            client, auth, "account", name=f"{name} {tag}", emails=[f"{name}@{tag}.example"]
+        )
+        for name in ("walnut", "acorn", "maple")
+    ]
+    seen: list[dict] = []  # type: ignore[type-arg]
+    continuation = None
+    while True:
+        params = {"type": "account", "limit": 200}
+        page = await find(
+            client, auth, **params, **({"continuation": continuation} if continuation else {})
+        )
+        seen += page["records"]
+        continuation = page["continuation"]
+        if continuation is None:
+            break
+    assert {r["type"] for r in seen} == {"account"}
+    assert len({r["id"] for r in seen}) == len(seen)  # none twice
+    mine = [r["name"] for r in seen if r["id"] in {m["id"] for m in made}]
+    assert mine == [f"acorn {tag}", f"maple {tag}", f"walnut {tag}"]
+    names = [r["name"].casefold() for r in seen]
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"type": "planet"}, "type"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"q": "x" * 201}, "q"),
+        ({"continuation": "%%%"}, "continuation"),
+        ({"email": "a@b.example", "q": "a"}, "q"),
+        ({"email": "not an address"}, "email"),
+    ],
+)
+async def test_a_bad_search_names_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, object], field: str
+) -> None:
+    response = await client.get("/api/records", params=params, headers=auth)
+    assert_error_shape(response, 422, field)
+
+
+async def test_a_record_says_whether_the_caller_may_change_its_follow_email(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    seller = bearer(services, "ana.switch@contoso.example")
+    admin = bearer(services, "it.switch@contoso.example", admin=True)
+    tag = uuid.uuid4().hex[:8]
+    allowing = await create(client, seller, name=f"Open {tag}", emails=[f"open@{tag}.example"])
+    opted_out = await create(
+        client,
+        seller,
+        name=f"Closed {tag}",
+        emails=[f"closed@{tag}.example"],
+        follow_email="do_not_allow",
+    )
+    rule = ("can_change_follow_email", "can_remove_emails", "follow_email_changed_by")
+
+    def permissions(record: dict) -> tuple:  # type: ignore[type-arg]
+        return tuple(record[k] for k in rule)
+
+    assert permissions(allowing) == (True, True, "seller")
+    assert permissions(opted_out) == (False, False, "admin")
+    for who, expected in ((seller, False), (admin, True)):
+        one = (await client.get(f"/api/records/contact/{opted_out['id']}", headers=who)).json()
+        assert permissions(one) == (expected, expected, "admin")
+        (found,) = (await find(client, who, q=f"closed {tag}"))["records"]
+        assert permissions(found) == (expected, expected, "admin")
+        (by_address,) = (await find(client, who, email=f"closed@{tag}.example"))["records"]
+        assert permissions(by_address) == (expected, expected, "admin")
+    # What the view says is what the API does.
+    switch = {"follow_email": "allow"}
+    path = f"/api/records/contact/{opted_out['id']}"
+    assert_error_shape(await client.patch(path, json=switch, headers=seller), 403, "follow_email")
+    switched = await client.patch(path, json=switch, headers=admin)
+    assert switched.status_code == 200 and permissions(switched.json()) == (True, True, "seller")
+
+
+async def test_send_time_advice_is_shown_on_the_sellers_clock_too(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    seller = bearer(services, "ana.clock@contoso.example")
+    unset = bearer(services, "bo.clock@contoso.example")
+    await create(
+        client,
+        seller,
+        name="Mia",
+        emails=["mia@tailspin.example"],
+        address={"city": "Berlin", "country": "DE"},
+    )
+    await client.put("/api/me", json={"time_zone": "America/New_York"}, headers=seller)
+    advice = (
+        await client.get("/api/advice", params={"to": "mia@tailspin.example"}, headers=seller)
+    ).json()
+    assert (
+        advice["time_zone"] == "Europe/Berlin" and advice["seller_time_zone"] == "America/New_York"
+    )
+    send_at = datetime.fromisoformat(advice["send_at"])
+    local, mine = (datetime.fromisoformat(advice[k]) for k in ("local_time", "seller_time"))
+    assert local == mine == send_at  # one instant, on two clocks
+    assert mine.utcoffset() == send_at.astimezone(ZoneInfo("America/New_York")).utcoffset()
+    assert local.utcoffset() == send_at.astimezone(ZoneInfo("Europe/Berlin")).utcoffset()
+    other = (
+        await client.get("/api/advice", params={"to": "mia@tailspin.example"}, headers=unset)
+    ).json()
+    assert other["seller_time"] is None and other["seller_time_zone"] is None
+    composed = await client.post(
+        "/api/messages",
+        json={"to": ["mia@tailspin.example"], "subject": "Hi", "html": "<p>Hi</p>", "send": False},
+        headers=seller,
+    )
+    assert composed.json()["advice"]["seller_time_zone"] == "America/New_York"
+
+
+async def test_records_stored_before_the_search_are_found_once_indexed(
+    client: httpx.AsyncClient, auth: dict[str, str], services: Services
+) -> None:
+    tag = f"r{uuid.uuid4().hex[:8]}"
+    old = await create(client, auth, "lead", name=f"Old {tag}", emails=[f"old@{tag}.example"])
+    index = services.store.records_index
+    async for row in index.query_entities(
+        "PartitionKey eq 'search' or PartitionKey eq 'names'", select=["PartitionKey", "RowKey"]
+    ):
+        if row["RowKey"].endswith(f"|lead:{old['id']}"):
+            await index.delete_entity(row["PartitionKey"], row["RowKey"])
+    assert (await find(client, auth, q=tag))["records"] == []
+    assert await search.reindex_all(services) >= 1
+    assert [r["id"] for r in (await find(client, auth, q=tag))["records"]] == [old["id"]]

@@ -20,6 +20,7 @@ from shared.outlook.replies import record_reply
 from shared.templates import library as template_library
 from shared.templates.statistics import MIN_SENT
 from tests.conftest import Clock
+from tests.functions.test_openapi import assert_error_shape
 from tests.utils.factories import create_template, template_body
 
 SELLER = "ana.seller@contoso.example"
@@ -398,3 +399,114 @@ async def test_compose_without_a_template_keeps_its_text_and_a_missing_one_is_re
     with pytest.raises(InvalidInput) as refused:
         await template_library.render_for(services, dev_seller(SELLER), "nope", unique_address())
     assert refused.value.field == "template_id"
+
+
+async def record(
+    client: httpx.AsyncClient, auth: dict[str, str], kind: str, name: str, email: str
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/records/{kind}", json={"name": name, "emails": [email]}, headers=auth
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def test_preview_renders_a_template_for_a_chosen_record(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    address = unique_address()
+    lead = await record(client, auth, "lead", "Kim <Lee>", address)
+    await record(client, auth, "contact", "Someone Else", address)  # same address, other person
+    account = await record(client, auth, "account", "Fabrikam & Co", address)
+    template = await create_template(
+        client,
+        auth,
+        subject="Hello {{ recipient.first_name }}",
+        html="<p>{{ recipient.full_name }} at {{ recipient.company | default('your team') }}, "
+        "from {{ sender.email }}</p>",
+    )
+    path = f"/api/templates/{template['id']}/preview"
+    shown = await client.post(
+        path, json={"record_type": "lead", "record_id": lead["id"]}, headers=auth
+    )
+    assert shown.status_code == 200, shown.text
+    assert shown.json() == {
+        "subject": "Hello Kim",
+        "html": f"<p>Kim &lt;Lee&gt; at Fabrikam &amp; Co, from {SELLER}</p>",
+        "record": {"type": "lead", "id": lead["id"]},
+        "to": address,
+    }
+    # The edit being made, before it is saved: rendered, and nothing stored.
+    edited = await client.post(
+        path,
+        json={
+            "record_type": "account",
+            "record_id": account["id"],
+            "subject": "For {{ recipient.company }}",
+        },
+        headers=auth,
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["subject"] == "For Fabrikam & Co"
+    assert (await read(client, auth, template["id"]))[
+        "subject"
+    ] == "Hello {{ recipient.first_name }}"
+    # A template not saved yet.
+    new = await client.post(
+        "/api/templates/preview",
+        json={
+            "record_type": "lead",
+            "record_id": lead["id"],
+            "html": "<p>Hi {{ recipient.last_name }}</p>",
+        },
+        headers=auth,
+    )
+    assert new.status_code == 200, new.text
+    assert new.json()["subject"] == "" and new.json()["html"] == "<p>Hi &lt;Lee&gt;</p>"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"record_type": "lead", "record_id": "0123456789abcdef"}, 422, "record_id"),
+        ({"record_type": "planet", "record_id": "x"}, 422, "record_type"),
+        ({"record_id": "x"}, 422, "record_type"),
+        ({"record_type": "lead", "record_id": "{id}", "html": "{{ recipient.nope }}"}, 422, "html"),
+        (
+            {"record_type": "lead", "record_id": "{id}", "subject": "{% for x in y %}"},
+            422,
+            "subject",
+        ),
+        ({"record_type": "lead", "record_id": "{id}", "html": ""}, 422, "html"),
+        ({"record_type": "lead", "record_id": "{id}", "extra": 1}, 422, "extra"),
+    ],
+)
+async def test_a_bad_preview_names_the_field(
+    client: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], status: int, field: str
+) -> None:
+    lead = await record(client, auth, "lead", "Kim", unique_address())
+    template = await create_template(client, auth)
+    filled = {k: v.format(id=lead["id"]) if k == "record_id" else v for k, v in body.items()}
+    response = await client.post(
+        f"/api/templates/{template['id']}/preview", json=filled, headers=auth
+    )
+    assert_error_shape(response, status, field)
+    assert await read(client, auth, template["id"]) == template  # nothing changed
+
+
+async def test_preview_of_no_template_is_404_and_a_new_one_needs_its_html(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    lead = await record(client, auth, "lead", "Kim", unique_address())
+    target = {"record_type": "lead", "record_id": lead["id"]}
+    missing = await client.post(
+        "/api/templates/0123456789abcdef/preview", json=target, headers=auth
+    )
+    assert_error_shape(missing, 404, "id")
+    assert_error_shape(
+        await client.post("/api/templates/preview", json=target, headers=auth), 422, "html"
+    )
+    assert_error_shape(
+        await client.post("/api/templates/preview", json=target), 401, "authorization"
+    )

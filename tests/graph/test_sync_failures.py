@@ -9,13 +9,16 @@ import asyncio
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from pydantic import SecretStr
 
 from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from shared.bootstrap import build_services
+from shared.core.auth import ADMIN_ROLE, make_dev_token
 from shared.core.services import Services
 from shared.core.settings import Settings
 from shared.core.storage import ensure_storage
@@ -23,8 +26,10 @@ from shared.messages.delivery import Outgoing
 from shared.outlook import mailboxes
 from shared.outlook.delivery import GraphDelivery
 from shared.outlook.mail import ensure_category, get_message
+from shared.outlook.mailboxes import FAILURE_CLASSES
 from shared.outlook.sync import retry_mailbox, sync_mailbox
 from tests.conftest import Clock
+from tests.functions.test_openapi import assert_error_shape
 from tests.graph.conftest import Seller
 from tests.graph.test_sync import CATEGORY, CUSTOMER, activities, send_followed
 
@@ -366,3 +371,55 @@ async def test_two_workers_share_the_mailbox_limit_and_lose_no_write(
     assert len(standin.sent(email)) == 10
     assert standin.max_concurrency(email) <= 4 and standin.refused(email) == 0
     assert report is not None and report.category_failures == 0 and report.failed == 0
+
+
+async def test_admin_dashboard_shows_a_failing_mailbox_by_class_and_day(
+    seller: Seller, standin: GraphStandIn, graph_services: Services, clock: Clock
+) -> None:
+    admin_token = make_dev_token(graph_services.settings, "it@contoso.example", roles=(ADMIN_ROLE,))
+    admin = {"Authorization": f"Bearer {admin_token}"}
+
+    async def mine(days: int = 3) -> dict[str, Any]:
+        answer = await seller.http.get("/api/admin/mailboxes", params={"days": days}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return next(m for m in answer.json()["mailboxes"] if m["email"] == seller.email)
+
+    assert (await mine())["status"] == "pending"
+    await sync_mailbox(graph_services, seller.email)
+    healthy = await mine()
+    assert healthy["status"] == "ok" and healthy["lag_seconds"] is not None
+    assert [d["date"] for d in healthy["errors_by_day"]] == [
+        (clock.now().astimezone(UTC).date() - timedelta(days=n)).isoformat() for n in (2, 1, 0)
+    ]
+    assert {d[c] for d in healthy["errors_by_day"] for c in FAILURE_CLASSES} == {0}
+
+    # The app may no longer read the mailbox (consent withdrawn, an access policy): every
+    # Graph call answers 403, two cycles fail.
+    standin.fail_always(status=403, path_contains=f"{seller.email}/")
+    for _ in range(2):
+        with pytest.raises(ODataError):
+            await sync_mailbox(graph_services, seller.email)
+    failing = await mine()
+    assert failing["status"] == "failing" and failing["last_error"] == "rejected: ODataError"
+    assert failing["last_success_at"] == healthy["last_success_at"]
+    assert failing["last_sync_at"] > healthy["last_sync_at"]
+    today = failing["errors_by_day"][-1]
+    # Each cycle: the category check, then the first folder read.
+    assert today["rejected"] == failing["errors"]["rejected"] == 4
+    assert today["throttled"] == today["timeout"] == today["unknown"] == 0
+
+    # A day later it syncs again: yesterday's errors stay in their day, today has none.
+    standin.clear_faults()
+    clock.advance(24 * 3600)
+    await sync_mailbox(graph_services, seller.email)
+    recovered = await mine()
+    assert recovered["status"] == "ok" and recovered["errors"]["rejected"] == 4
+    assert [d["rejected"] for d in recovered["errors_by_day"]] == [0, 4, 0]
+    assert len((await mine(days=30))["errors_by_day"]) == 30
+
+    # Admins only, and a bad window is refused naming it.
+    refused = await seller.http.get("/api/admin/mailboxes", headers=seller.auth)
+    assert_error_shape(refused, 403, "authorization")
+    for days in (0, 31):
+        bad = await seller.http.get("/api/admin/mailboxes", params={"days": days}, headers=admin)
+        assert_error_shape(bad, 422, "days")
