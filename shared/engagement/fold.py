@@ -37,7 +37,7 @@ from azure.data.tables import UpdateMode
 
 from shared.classification.classifier import FIRST_MINUTES_SECONDS
 from shared.classification.message_rules import FLOOD_WINDOW_SECONDS
-from shared.core import list_index, telemetry, transactions
+from shared.core import blob_listing, list_index, table_queries, telemetry, transactions
 from shared.core.ids import partition_of
 from shared.core.services import OpenEvidence, Services
 from shared.core.storage import Store
@@ -101,10 +101,10 @@ async def list_events(store: Store, prefix: str) -> list[Event]:
 async def _listed(store: Store, prefix: str) -> list[tuple[int | None, Event]]:
     """The events under a blob prefix, each with its shard (None: the legacy layout)."""
     events = []
-    async for blob in store.interactions.list_blobs(name_starts_with=prefix, include=["metadata"]):
-        event = event_from_blob(blob.name, blob.metadata or {})
+    async for name, metadata in blob_listing.names_and_metadata(store.interactions, prefix):
+        event = event_from_blob(name, metadata)
         if event is not None:
-            events.append((shard_of_blob(blob.name), event))
+            events.append((shard_of_blob(name), event))
     return events
 
 
@@ -356,8 +356,8 @@ async def _read_messages(
         parameters = {"pk": partition, **dict(zip(names, chunk, strict=True))}
         return [
             row
-            async for row in store.messages.query_entities(
-                f"PartitionKey eq @pk and ( {wanted} )", parameters=parameters
+            async for row in table_queries.query(
+                store.messages, f"PartitionKey eq @pk and ( {wanted} )", parameters=parameters
             )
         ]
 
