@@ -22,6 +22,7 @@ from functions.routes import (
     records,
     templates,
     tracking,
+    webapp,
 )
 from shared.bootstrap import get_services
 from shared.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -51,6 +52,7 @@ def create_app(services: Callable[[], Services] = get_services) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(templates.router)
     app.include_router(health.router)
+    app.include_router(webapp.router)  # the seller's web app, /app
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)  # routing: no such path or method
     for error in (InvalidInput, NotFound, Conflict, Forbidden, Unauthorized):

@@ -168,6 +168,7 @@ def banner(host: str, port: int, timers: list[tuple[str, str]]) -> str:
     return (
         "\n"
         "Email engagement is running (Ctrl-C stops it).\n"
+        f"  web app   {base}/app   (development sign-in: any address)\n"
         f"  app       {base}\n"
         f"  API docs  {base}/docs\n"
         "  a token   TOKEN=$(make -s dev-token EMAIL=<your address>)   (ADMIN=1: admin role)\n"

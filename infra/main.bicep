@@ -298,6 +298,11 @@ var appSettings = union({
   ENTRA_ISSUER: empty(entraIssuer) ? uri(loginEndpoint, '${tenantId}/v2.0') : entraIssuer
   ENTRA_AUDIENCE: entraAudience
   ENTRA_JWKS_URL: uri(loginEndpoint, '${tenantId}/discovery/v2.0/keys')
+  // The web app's sign-in in the browser (MSAL): the API's own registration, whose SPA redirect
+  // URI is the WEBAPP_REDIRECT_URI output (docs/admin.md, The seller API's app registration).
+  ENTRA_SPA_CLIENT_ID: entraAudience
+  ENTRA_SPA_AUTHORITY: uri(loginEndpoint, tenantId)
+  ENTRA_SPA_SCOPE: 'api://${entraAudience}/Engagement.Use'
   DELIVERY_BACKEND: deliveryBackend
   GRAPH_AUTH: graphAuth
   GRAPH_MAX_CONCURRENCY: '4'
@@ -371,6 +376,8 @@ output SERVICE_API_NAME string = api.outputs.name
 output AZURE_FUNCTION_NAME string = api.outputs.name
 output SERVICE_API_URI string = 'https://${api.outputs.defaultHostName}'
 output TRACKING_BASE_URL string = trackingBaseUrl
+// The seller's web app, and the SPA redirect URI its app registration needs (docs/admin.md).
+output WEBAPP_REDIRECT_URI string = 'https://${api.outputs.defaultHostName}/app'
 output STORAGE_BLOB_URL string = storage.outputs.blobEndpoint
 output STORAGE_TABLE_URL string = storage.outputs.tableEndpoint
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     entra_issuer: str | None = None
     entra_audience: str | None = None
     entra_jwks_url: str | None = None
+    # The seller's web app signs in with MSAL in the browser (AUTH_MODE=entra): the app
+    # registration it signs in as (the API's own, with a SPA redirect URI to /app), the
+    # authority (sign-in host and tenant) and the scope of the seller API it asks a token for.
+    entra_spa_client_id: str | None = None
+    entra_spa_authority: str | None = None
+    entra_spa_scope: str | None = None
 
     # "outbox" keeps delivered mail in blob storage; "graph" sends from the seller's mailbox.
     delivery_backend: Literal["outbox", "graph"] = "outbox"
