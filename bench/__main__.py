@@ -1,11 +1,11 @@
 """`python -m bench`: the rewrite, pixel, import, mailbox sync, followed-emails list,
-scanner classification, first-open alert latency and fold throughput benchmarks, a summary
-on the terminal and docs/performance.md rewritten from the figures of this run.
+scanner classification, first-open alert latency, fold throughput and web app benchmarks, a
+summary on the terminal and docs/performance.md rewritten from the figures of this run.
 
 `--only NAME` runs one benchmark and leaves the document alone, since a page that mixes
 figures from different runs (or machines) would be misleading; `--only sync`, `--only
-lists`, `--only alerts` and `--only fold` are the exceptions: each replaces its own
-section only, which says it comes from a separate run.
+lists`, `--only alerts`, `--only fold` and `--only webapp` are the exceptions: each replaces
+its own section only, which says it comes from a separate run.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bench import (
     performance_doc,
     pixel,
     sync,
+    webapp,
 )
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -49,13 +50,23 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("pixel", "rewrite", "imports", "sync", "lists", "classify", "alerts", "fold"),
+        choices=(
+            "pixel",
+            "rewrite",
+            "imports",
+            "sync",
+            "lists",
+            "classify",
+            "alerts",
+            "fold",
+            "webapp",
+        ),
     )
     args = parser.parse_args()
 
     failed = False
     rewrite_result = pixel_result = import_result = sync_result = None
-    lists_result = classify_result = alerts_result = fold_result = None
+    lists_result = classify_result = alerts_result = fold_result = webapp_result = None
     if args.only in (None, "rewrite"):
         rewrite_result = bench_rewrite.measure()
         print(bench_rewrite.report(rewrite_result), flush=True)
@@ -89,6 +100,10 @@ def main() -> None:
         fold_result = fold.measure()
         print(fold.report(fold_result), flush=True)
         failed |= not fold_result.checked
+    if args.only in (None, "webapp"):
+        webapp_result = webapp.measure(args.list_messages)
+        print(webapp.report(webapp_result), flush=True)
+        failed |= not webapp_result.checked
 
     if (
         rewrite_result is not None
@@ -113,6 +128,10 @@ def main() -> None:
                 fold_result,
             )
         )
+        if webapp_result is not None:
+            DOC.write_text(
+                performance_doc.splice_webapp(DOC.read_text(), webapp_result, separate=False)
+            )
         print(f"wrote {DOC}")
     elif args.only == "fold" and fold_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_fold(DOC.read_text(), fold_result))
@@ -123,6 +142,9 @@ def main() -> None:
     elif args.only == "lists" and lists_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_lists(DOC.read_text(), lists_result))
         print(f"wrote the list section of {DOC}")
+    elif args.only == "webapp" and webapp_result is not None and DOC.exists():
+        DOC.write_text(performance_doc.splice_webapp(DOC.read_text(), webapp_result, separate=True))
+        print(f"wrote the web app section of {DOC}")
     elif args.only == "sync" and sync_result is not None and DOC.exists():
         DOC.write_text(performance_doc.splice_sync(DOC.read_text(), sync_result))
         print(f"wrote the sync rows and section of {DOC}")

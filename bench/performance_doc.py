@@ -9,7 +9,7 @@ import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import alerts, bench_rewrite, fold, imports, lists, pixel, sync
+from bench import alerts, bench_rewrite, fold, imports, lists, pixel, sync, webapp
 from shared.tracking.events import SHARDS
 
 PIXEL_TARGET = 0.8
@@ -406,6 +406,52 @@ def splice_lists(document: str, result: lists.ListsResult, now: datetime | None 
     """The document with its list section replaced by a separate run's (`--only lists`),
     which the section says, with the run's time."""
     section = _separate(_lists_section(result), "lists", now, "This section comes")
+    return _replace_section(document, section)
+
+
+def _webapp_section(r: webapp.WebappResult) -> list[str]:
+    rows = [
+        f"| {label} | {r.median(what):,.1f} | "
+        + ("— |" if what == "floor" else f"{r.ratio(what):.2f} |")
+        for what, label in (
+            ("floor", "floor: the page's first API request (`GET /api/messages`), over HTTP"),
+            ("cold", "cold: a new tab (empty cache), `/app` opened, until the rows show"),
+            ("warm", "warm: the page reloaded (scripts from the cache), until the rows show"),
+            ("sort", "sort: the Opens header clicked, until the page sorted by opens shows"),
+        )
+    ]
+    return [
+        "## Web app: time to a usable Followed emails page (`bench/webapp.py`)",
+        "",
+        f"One seller with **{r.messages:,} messages** (written with their list index rows as "
+        "in the list benchmark), the real app served by uvicorn on this machine's Azurite, "
+        "and Debian's headless Chromium driven by Playwright, signed in with a development "
+        f"token. Median of {r.rounds} rounds after a warm-up round; each round times the "
+        "floor, then the page. The page is usable when its first page of rows shows; what it "
+        "adds to the floor is the shell, its scripts and the vendored libraries, `GET /api/me` "
+        "and the rendering.",
+        "",
+        "| Measured | Median (ms) | Median / floor |",
+        "| --- | ---: | ---: |",
+        *rows,
+        "",
+        "Check: "
+        + (
+            "**passed**: every page showed the rows the API gives, in its order."
+            if r.checked
+            else "**failed**: a page showed other rows than the API gives."
+        ),
+    ]
+
+
+def splice_webapp(
+    document: str, result: webapp.WebappResult, now: datetime | None = None, *, separate: bool
+) -> str:
+    """The document with its web app section replaced (or added); `separate`: from an
+    `--only webapp` run, which the section then says."""
+    section = _webapp_section(result)
+    if separate:
+        section = _separate(section, "webapp", now, "This section comes")
     return _replace_section(document, section)
 
 

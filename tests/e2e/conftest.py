@@ -25,7 +25,9 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from pydantic import SecretStr
 
+from devtools.graph_standin import DEFAULT_TOKEN, GraphStandIn
 from functions.http_app import create_app
 from shared.bootstrap import build_services
 from shared.core.services import Services
@@ -285,3 +287,28 @@ def no_reload(page: Page) -> Iterator[None]:
     page.evaluate("() => { window.__noReload = true; }")
     yield
     assert page.evaluate("() => window.__noReload === true"), "the page was reloaded"
+
+
+@pytest.fixture(scope="session")
+def graph_standin(clock: Clock) -> Iterator[GraphStandIn]:
+    """The Graph stand-in (devtools/graph_standin.py), on the session's clock."""
+    with GraphStandIn(clock=clock.now) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def graph_live_app(
+    settings: Settings, clock: Clock, graph_standin: GraphStandIn
+) -> Iterator[LiveApp]:
+    """A second app, wired to the Graph stand-in through the real msgraph SDK (sending from
+    the seller's mailbox, mailbox syncs), on the same Azurite: its `run` syncs mailboxes."""
+    configured = settings.model_copy(
+        update={
+            "delivery_backend": "graph",
+            "graph_auth": "static",
+            "graph_static_token": SecretStr(DEFAULT_TOKEN),
+            "graph_base_url": graph_standin.base_url,
+        }
+    )
+    with serve(configured, clock) as app:
+        yield app
