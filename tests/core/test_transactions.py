@@ -262,3 +262,25 @@ async def test_more_than_a_hundred_or_two_partitions_are_refused(table: TableCli
     with pytest.raises(ValueError, match="Unrecognized operation"):
         await submit(table, [("insert", entity("p", "r"))])
     await submit(table, [])  # nothing to do
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "abc-DEF_0.9~",
+        "seller|2026-12",
+        "a b",
+        "it''s",
+        "slash/and?query#frag",
+        "é ünïcode",
+        "%41",
+        "".join(chr(c) for c in range(32, 127)),
+    ],
+)
+def test_keys_are_quoted_as_urllib_quotes_them(text: str) -> None:
+    from urllib.parse import quote
+
+    from shared.core.transactions import _quote
+
+    assert _quote(text) == quote(text, safe="")

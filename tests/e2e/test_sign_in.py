@@ -40,7 +40,7 @@ def test_development_sign_in_opens_the_app(
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link")).to_have_text([*NAV, "Admin"])
     expect(nav.get_by_role("link", name="Templates")).to_have_attribute("aria-current", "page")
-    expect(page.get_by_text("Not built yet.")).to_be_visible()
+    expect(page.get_by_role("link", name="New template")).to_be_visible()
     assert page.evaluate("() => sessionStorage.getItem('engagement.token')").count(".") == 2
     nav.get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Admin")).to_be_visible()
