@@ -10,5 +10,7 @@ export const routes = [
   { path: "/app/records", title: "Records", nav: true, page: () => import("./pages/records.js") },
   { path: "/app/records/:type/:id", title: "Record", page: () => import("./pages/records.js") },
   { path: "/app/admin", title: "Admin", nav: true, admin: true, page: () => import("./pages/admin.js") },
+  { path: "/app/templates/:id", title: "Template", page: () => import("./pages/templates.js") },
   { path: "/app/signin", title: "Sign in", open: true, page: () => import("./pages/signin.js") },
+  { path: "/app/drafts", title: "Drafts", page: () => import("./pages/drafts.js") },
 ];

@@ -13,7 +13,12 @@ from functions.routes import ExactAnswers
 from shared.assistant.reminders import ReminderIn
 from shared.messages import compose, drafts, lifecycle, reading
 from shared.messages.models import ComposeIn, DraftPatch, RescheduleIn
-from shared.messages.public import MessageListPublic, MessagePreferencesPublic, MessagePublic
+from shared.messages.public import (
+    MessageBodyPublic,
+    MessageListPublic,
+    MessagePreferencesPublic,
+    MessagePublic,
+)
 from shared.outlook import tracked
 from shared.outlook.public import ActivityListPublic
 
@@ -76,7 +81,7 @@ async def send(
 async def reschedule(
     message_id: str, body: RescheduleIn, seller: SellerDep, services: ServicesDep
 ) -> dict[str, Any]:
-    """Move a scheduled message to another time."""
+    """Schedule a draft, or move a scheduled message to another time."""
     return await lifecycle.reschedule(services, seller, message_id, body.send_at)
 
 
@@ -170,6 +175,23 @@ async def message_activities(
     return await tracked.by_message(
         services, seller, message_id, limit=limit, continuation=continuation
     )
+
+
+@router.get("/drafts", response_model=MessageListPublic)
+async def list_drafts(
+    seller: SellerDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    continuation: str | None = None,
+) -> dict[str, Any]:
+    """The seller's drafts (to reopen, edit or delete), a page at a time."""
+    return await reading.list_drafts(services, seller, limit=limit, continuation=continuation)
+
+
+@router.get("/{message_id}/body", response_model=MessageBodyPublic, responses=error_responses(404))
+async def message_body(message_id: str, seller: SellerDep, services: ServicesDep) -> dict[str, Any]:
+    """The message's body as delivered, and as the seller wrote it."""
+    return await reading.body(services, seller, message_id)
 
 
 @router.get(

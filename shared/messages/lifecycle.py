@@ -82,14 +82,23 @@ async def cancel_reminder(services: Services, seller: Seller, message_id: str) -
 async def reschedule(
     services: Services, seller: Seller, message_id: str, send_at: datetime
 ) -> dict[str, Any]:
-    """Move a scheduled message to another time (before it has been handed over)."""
+    """Move a scheduled message to another time (before it has been handed over), or
+    schedule a draft: it leaves the drafts and the dispatch cycle sends it when due."""
     entity = await load(services, seller, message_id)
-    if entity["status"] != "scheduled":
-        raise Conflict("only a scheduled message that has not gone out can be rescheduled")
+    status = entity["status"]
+    if status not in ("scheduled", "draft"):
+        raise Conflict("only a draft or a scheduled message that has not gone out can be scheduled")
+    if not sending.claimable(entity, services.clock(), by_seller=True):
+        raise Conflict("the draft is being changed; try again in a moment")
     check_future(services, send_at)
+    # Due first, then the row: a row left a draft (a concurrent change won) makes the due
+    # entry one the dispatch cycle skips, never a scheduled message without one.
     await dispatch_queue.schedule(services, message_id, send_at)
-    await _merge(services, entity, send_at=send_at.isoformat())
-    await dispatch_queue.unschedule(services, message_id, datetime.fromisoformat(entity["send_at"]))
+    await _merge(services, entity, status="scheduled", send_at=send_at.isoformat())
+    if status == "scheduled":
+        old = datetime.fromisoformat(entity["send_at"])
+        await dispatch_queue.unschedule(services, message_id, old)
+    entity["status"] = "scheduled"
     entity["send_at"] = send_at.isoformat()
     return message_view(entity, from_columns(entity), await links_of(services, entity))
 

@@ -208,3 +208,17 @@ class MessagePreferencesPublic(Public):
     message_follow_state: FollowState = Field(description="the message's follow state")
     follow_state: Literal["followed", "blocked"] = Field(description="what it would get now")
     recipients: list[RecipientPublic]
+
+
+class MessageBodyPublic(Public):
+    """A stored message's body: as delivered, and as the seller wrote it."""
+
+    id: str
+    html: str = Field(
+        description="as delivered (links signed and the pixel in, when followed); sent "
+        "individually, the first recipient's copy"
+    )
+    original: str = Field(
+        description="as the seller wrote it: what a draft is edited from (the same as "
+        "`html` when not followed)"
+    )

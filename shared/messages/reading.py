@@ -17,7 +17,7 @@ from azure.core.exceptions import (
 from shared.classification.message_rules import flooded
 from shared.core import list_index, sellers
 from shared.core.auth import Seller
-from shared.core.errors import NotFound
+from shared.core.errors import InvalidInput, NotFound
 from shared.core.ids import is_message_id, partition_of
 from shared.core.rows import MessageRow, message_row
 from shared.core.services import Services
@@ -214,15 +214,18 @@ async def _index_range(
     state: str,
     after: str | None,
     count: int,
+    *,
+    within: str = "",
 ) -> list[str]:
-    """The first `count` positions of one index range after `after`: one query."""
+    """The first `count` positions of one index range after `after` (only those starting
+    with `within`, if given): one query."""
     prefix = list_index.range_prefix(owner, sort, order, state)
     rows = services.store.messages.query_entities(
         "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
         parameters={
             "pk": partition,
-            "low": prefix + after if after else prefix,
-            "high": list_index.range_end(prefix),
+            "low": prefix + (after or within),
+            "high": list_index.range_end(prefix + within),
         },
         select=["RowKey"],
         results_per_page=count,
@@ -233,3 +236,82 @@ async def _index_range(
         if len(found) == count:
             break
     return found
+
+
+# Where every message not sent yet stands in the list ordered by sent_at ascending: first,
+# with no time, ordered by id.
+_UNSENT = list_index.position("sent_at", "asc", None, "")
+_DRAFT_ROUNDS = 5  # index pages read for one page of drafts, at most
+
+
+async def list_drafts(
+    services: Services, seller: Seller, *, limit: int, continuation: str | None
+) -> dict[str, Any]:
+    """The seller's drafts, a page at a time, from the list index: the messages never sent
+    come first in the sent_at order, so only they are read, never the sent ones; other
+    unsent messages (scheduled, failed, cancelled) are skipped. A page may hold fewer than
+    `limit` drafts and still have a continuation when many of those are in the way."""
+    after = listing.check("sent_at", "asc", limit, continuation)
+    if after is not None and not after.startswith(_UNSENT):
+        raise InvalidInput("continuation", "is not a continuation token from this list")
+    partitions = await sellers.message_partitions(services.store, seller)
+    found: list[dict[str, Any]] = []
+    for _ in range(_DRAFT_ROUNDS):
+        ranges = await asyncio.gather(
+            *(
+                _index_range(
+                    services, partition, seller.key, "sent_at", "asc", state, after,
+                    limit + 1, within=_UNSENT,
+                )
+                for partition in partitions
+                for state in list_index.STATES
+            )
+        )  # fmt: skip
+        page = listing.merge(ranges, sort="sent_at", order="asc", limit=limit)
+        rows = await asyncio.gather(*(_row(services, seller, m) for m in page.ids))
+        for index, row in enumerate(rows):
+            if row is not None and row.get("status") == "draft":
+                found.append(row)
+                if len(found) == limit:
+                    more = index < len(rows) - 1 or page.continuation is not None
+                    last = _UNSENT + page.ids[index]
+                    token = listing.encode_continuation("sent_at", "asc", last) if more else None
+                    return {"items": [list_item(r) for r in found], "continuation": token}
+        if page.continuation is None:
+            return {"items": [list_item(r) for r in found], "continuation": None}
+        after = _UNSENT + page.ids[-1]
+    token = listing.encode_continuation("sent_at", "asc", after or _UNSENT)
+    return {"items": [list_item(r) for r in found], "continuation": token}
+
+
+async def _row(services: Services, seller: Seller, message_id: str) -> dict[str, Any] | None:
+    """A message row's list columns, None when gone or another seller's."""
+    try:
+        entity = await services.store.messages.get_entity(
+            partition_of(message_id), message_id, select=LIST_COLUMNS
+        )
+    except ResourceNotFoundError:
+        return None
+    return dict(entity) if entity.get("owner") == seller.key else None
+
+
+async def body(services: Services, seller: Seller, message_id: str) -> dict[str, Any]:
+    """A stored message's body as delivered (the first recipient's copy when sent
+    individually) and as the seller wrote it (what a draft is edited from: a followed
+    message's delivered body has its links signed). NotFound for another seller's."""
+    entity = await load(services, seller, message_id)
+    delivered = await _text(services, f"{message_id}/body.html")
+    original = None
+    if entity["follow_state"] == "followed":
+        original = await _text(services, f"{message_id}/original.html", missing_ok=True)
+    return {"id": message_id, "html": delivered, "original": original or delivered}
+
+
+async def _text(services: Services, name: str, *, missing_ok: bool = False) -> str | None:
+    try:
+        blob = await services.store.message_blobs.download_blob(name)
+    except ResourceNotFoundError:
+        if missing_ok:
+            return None
+        raise NotFound("message body") from None
+    return (await blob.readall()).decode("utf-8")

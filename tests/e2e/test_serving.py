@@ -199,8 +199,8 @@ def test_deep_links_open_their_page_in_the_browser(
 ) -> None:
     sign_in(page, live_app.base, new_seller(), start="/app/compose")
     expect(page.get_by_role("heading", name="Compose")).to_be_visible()
-    expect(page.get_by_text("Not built yet.")).to_be_visible()
-    shoot(page, screenshots, "not-built-yet")
+    expect(page.get_by_label("To", exact=True)).to_be_visible()
+    shoot(page, screenshots, "deep-link-compose")
     page.goto(f"{live_app.base}/app/no/such/page")
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     assert_accessible(page)

@@ -383,6 +383,9 @@ async def test_every_answer_declares_every_key_it_carries(
     edited = await call("POST", "/api/messages", seller, status=201, json=compose_body(to=[stranger], send=False))  # fmt: skip
     await call("PATCH", "/api/messages/{message_id}", seller, message_id=edited["id"], json={"subject": "New"})  # fmt: skip
     retried = await call("POST", "/api/messages/{message_id}/retry-follow", seller, message_id=edited["id"])  # fmt: skip
+    listed = await call("GET", "/api/messages/drafts", seller, params={"limit": 200})
+    assert edited["id"] in [d["id"] for d in listed["items"]]
+    await call("GET", "/api/messages/{message_id}/body", seller, message_id=edited["id"])
     assert retried["follow_state"] == "blocked" and retried["blocked_recipients"]
     gone = await client.delete(f"/api/messages/{edited['id']}", headers=seller)
     assert gone.status_code == 204

@@ -252,21 +252,51 @@ function Preferences({ id }) {
 const FRAME_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
 
 export function frameDocument(body) {
-  return `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${FRAME_POLICY}">${body}`;
+  return `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${FRAME_POLICY}">${withoutLoads(body)}`;
 }
 
-function Body({ view }) {
-  if (typeof view.html !== "string") {
-    return html`<p class="muted">The API does not give this message's body yet.</p>`;
+// Images from elsewhere (the tracking pixel among them) and scripts taken out before
+// framing: the frame's sandbox and policy would refuse them anyway, but each refusal is an
+// error in the console.
+function withoutLoads(body) {
+  const remote = (url) => url && !/^\s*data:/i.test(url);
+  const doc = new DOMParser().parseFromString(body, "text/html");
+  let changed = false;
+  for (const script of doc.querySelectorAll("script")) {
+    script.remove();
+    changed = true;
   }
+  for (const image of doc.querySelectorAll("img, source")) {
+    for (const name of ["src", "srcset"]) {
+      if (remote(image.getAttribute(name))) {
+        image.removeAttribute(name);
+        changed = true;
+      }
+    }
+  }
+  return changed ? doc.documentElement.outerHTML : body;
+}
+
+// The body as delivered: GET /api/messages/<id>/body, once (it does not change), unless the
+// view carries it already.
+function Body({ view }) {
+  const [body, setBody] = useState(typeof view.html === "string" ? view.html : null);
+  const [missing, setMissing] = useState(false);
+  useEffect(() => {
+    if (typeof view.html === "string") return;
+    api(`/api/messages/${view.id}/body`, { quiet: true }).then((answer) => setBody(answer.html), () => setMissing(true));
+  }, [view.id]);
+  if (missing) return html`<p class="muted">The body of this message is no longer kept.</p>`;
+  if (body === null) return html`<${Loading} what="Loading the body" />`;
   return html`<p class="muted small">Shown as delivered, without loading its images or its tracking pixel; links do not work here.</p>
-    <iframe class="body-frame" sandbox="" title=${`The body of “${view.subject}” as delivered`} srcdoc=${frameDocument(view.html)}></iframe>`;
+    <iframe class="body-frame" sandbox="" title=${`The body of “${view.subject}” as delivered`} srcdoc=${frameDocument(body)}></iframe>`;
 }
 
 function Header({ view, live }) {
   return html`<p class="meta">
       <${StatusBadge} status=${view.status} /> <${FollowBadge} state=${view.follow_state} />
       ${view.send_individually ? html` <${Badge}>sent individually<//>` : ""}
+      ${view.status === "draft" ? html` <a href=${`/app/compose?draft=${view.id}`}>Edit the draft</a>` : ""}
     </p>
     <dl class="facts">
       <div><dt>To</dt><dd>${view.to.join(", ") || "—"}</dd></div>
