@@ -20,7 +20,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.assistant import webhooks
 from shared.assistant.views import alert_view
-from shared.core import transactions
+from shared.core import table_queries, transactions
 from shared.core.auth import Seller
 from shared.core.errors import InvalidInput, NotFound
 from shared.core.rows import owner_of
@@ -108,7 +108,7 @@ async def _raise_again(store: Store, row: dict[str, Any]) -> bool:
 
 async def first_opens(store: Store, rows: list[dict[str, Any]]) -> int:
     """Create many first-open alerts (rows from `first_open_row`) as `first_open` would one by
-    one, in a few requests: the ones that exist are read by queries of 14 ids per seller,
+    one, in a few requests: the ones that exist are read by queries of 14 ids per seller (at once),
     the new ones created in transactions of up to 100 per seller; how many were raised."""
     by_seller: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -118,24 +118,33 @@ async def first_opens(store: Store, rows: list[dict[str, Any]]) -> int:
 
 
 async def _first_opens_of(store: Store, seller_key: str, rows: list[dict[str, Any]]) -> int:
-    found: dict[str, Any] = {}
-    for start in range(0, len(rows), _IDS_PER_QUERY):
-        chunk = rows[start : start + _IDS_PER_QUERY]
+
+    async def existing(chunk: list[dict[str, Any]]) -> list[Any]:
         names = {f"r{n}": row["RowKey"] for n, row in enumerate(chunk)}
         wanted = " or ".join(f"RowKey eq @{name}" for name in names)
-        async for existing in store.alerts.query_entities(
-            f"PartitionKey eq @pk and ( {wanted} )",
-            parameters={"pk": seller_key, **names},
-            select=["RowKey", "withdrawn"],
-        ):
-            found[str(existing["RowKey"])] = existing
+        return [
+            row
+            async for row in table_queries.query(
+                store.alerts,
+                f"PartitionKey eq @pk and ( {wanted} )",
+                parameters={"pk": seller_key, **names},
+                select=["RowKey", "withdrawn"],
+            )
+        ]
+
+    chunks = [rows[n : n + _IDS_PER_QUERY] for n in range(0, len(rows), _IDS_PER_QUERY)]
+    found = {
+        str(row["RowKey"]): row
+        for rows_found in await asyncio.gather(*map(existing, chunks))
+        for row in rows_found
+    }
     fresh = [row for row in rows if row["RowKey"] not in found]
     again = [row for row in rows if found.get(row["RowKey"], {}).get("withdrawn")]
     raised = sum(await asyncio.gather(*(_raise_again(store, row) for row in again)))
     if not fresh:
         return raised
-    for row in fresh:  # queued for the webhook first: a crash in between loses no delivery
-        await webhooks.enqueue(store, seller_key, row["RowKey"])
+    # queued for the webhook first: a crash in between loses no delivery
+    await webhooks.enqueue_all(store, seller_key, [str(row["RowKey"]) for row in fresh])
     for start in range(0, len(fresh), _BATCH):
         chunk = fresh[start : start + _BATCH]
         try:

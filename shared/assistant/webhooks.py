@@ -9,6 +9,7 @@ the two cannot lose a delivery, and it is keyed by the alert so it is never made
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -53,6 +54,7 @@ _LEASE = timedelta(seconds=60)
 _ORPHAN_AFTER = timedelta(hours=1)
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 _CONFIG_TTL = 30.0  # seconds a worker trusts its copy of a seller's webhook setting
+_ENQUEUE_WRITES = 16  # alerts queued at once for one seller
 _configs: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
 
@@ -152,19 +154,31 @@ async def _config(store: Store, seller_key: str, *, fresh: bool = False) -> dict
 
 async def enqueue(store: Store, seller_key: str, alert_id: str) -> None:
     """Queue the alert for the seller's webhook, if they have one (idempotent)."""
-    if await _config(store, seller_key) is None:
+    await enqueue_all(store, seller_key, [alert_id])
+
+
+async def enqueue_all(store: Store, seller_key: str, alert_ids: list[str]) -> None:
+    """Queue these alerts for the seller's webhook, if they have one (idempotent: one queued
+    already, by a racing cycle, is left as it is), 16 writes at once."""
+    if not alert_ids or await _config(store, seller_key) is None:
         return
-    with contextlib.suppress(ResourceExistsError):
-        await store.webhooks.create_entity(
-            {
-                "PartitionKey": "pending",
-                "RowKey": f"{seller_key}|{alert_id}",
-                "attempts": 0,
-                "queued_at": datetime.now(UTC).isoformat(),
-                "next_at": "",
-                "lease_until": "",
-            }
-        )
+    writes = asyncio.Semaphore(_ENQUEUE_WRITES)
+
+    async def one(alert_id: str) -> None:
+        async with writes:
+            with contextlib.suppress(ResourceExistsError):
+                await store.webhooks.create_entity(
+                    {
+                        "PartitionKey": "pending",
+                        "RowKey": f"{seller_key}|{alert_id}",
+                        "attempts": 0,
+                        "queued_at": datetime.now(UTC).isoformat(),
+                        "next_at": "",
+                        "lease_until": "",
+                    }
+                )
+
+    await asyncio.gather(*map(one, alert_ids))
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
