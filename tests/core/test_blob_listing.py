@@ -18,6 +18,7 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from shared.core.blob_listing import names_and_metadata
 from shared.core.services import Services
 from tests.utils.azurite import ACCOUNT, KEY
+from tests.utils.requests import Recorder
 
 # Names the service must escape in a URL or in XML, and metadata of every shape.
 BLOBS: dict[str, dict[str, str]] = {
@@ -110,20 +111,6 @@ async def test_a_rejected_request_raises_what_the_sdk_raises(
         sdk, ours = await both(rejected, "b/")
     assert ours == sdk
     assert isinstance(ours, tuple) and ours[2] == 403
-
-
-class Recorder:
-    """A raw_request_hook that keeps each request's method, URL and lasting headers."""
-
-    VOLATILE = frozenset({"x-ms-client-request-id", "x-ms-date", "date", "authorization"})
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-
-    def __call__(self, request: Any) -> None:
-        sent = request.http_request
-        headers = {k.lower(): v for k, v in sent.headers.items() if k.lower() not in self.VOLATILE}
-        self.requests.append((sent.method, sent.url, headers))
 
 
 async def test_the_requests_are_the_sdks(container: ContainerClient) -> None:

@@ -17,6 +17,7 @@ from azure.data.tables.aio import TableClient
 from shared.core.services import Services
 from shared.core.table_queries import query
 from shared.core.transactions import submit
+from tests.utils.requests import Recorder
 
 AT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 GUID = UUID("12345678-1234-5678-1234-567812345678")
@@ -195,20 +196,6 @@ async def test_a_rejected_request_raises_what_the_sdk_raises(connection_string: 
         sdk, ours = await both(table, "PartitionKey eq 'p'")
     assert ours == sdk
     assert isinstance(ours, tuple) and ours[2] == 403
-
-
-class Recorder:
-    """A raw_request_hook that keeps each request's method, URL and lasting headers."""
-
-    VOLATILE = frozenset({"x-ms-client-request-id", "x-ms-date", "date", "authorization"})
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-
-    def __call__(self, request: Any) -> None:
-        sent = request.http_request
-        headers = {k.lower(): v for k, v in sent.headers.items() if k.lower() not in self.VOLATILE}
-        self.requests.append((sent.method, sent.url, headers))
 
 
 async def test_the_requests_are_the_sdks(thousands: tuple[TableClient, str]) -> None:
