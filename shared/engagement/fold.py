@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, defaultdict, deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from contextlib import aclosing
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -61,7 +60,7 @@ from shared.tracking.labelling import Labelled, first_counted_open, label_messag
 
 logger = logging.getLogger(__name__)
 _MAX_PENDING_BUCKETS = 60  # ten minutes: past that the cycle is behind, and says so
-_LISTINGS_AHEAD = 8  # bucket listings under way ahead of the fold, when keeping up
+_LISTINGS_AT_ONCE = 8  # bucket listings made together, when keeping up
 _BATCH = 100  # table transactions take at most 100 operations
 _IDS_PER_QUERY = 14  # a filter takes at most 15 comparisons: the partition and 14 ids
 _CONCURRENCY = 32  # storage requests in flight in one fold
@@ -108,24 +107,6 @@ async def _listed(store: Store, prefix: str) -> list[tuple[int | None, Event]]:
         if event is not None:
             events.append((shard_of_blob(name), event))
     return events
-
-
-async def _prefetched(
-    store: Store, prefixes: list[str], ahead: int
-) -> AsyncGenerator[list[tuple[int | None, Event]], None]:
-    """Each prefix's events (`_listed`), in order, with up to `ahead` listings under way."""
-    under_way: deque[asyncio.Task[list[tuple[int | None, Event]]]] = deque()
-    try:
-        for prefix in prefixes:
-            under_way.append(asyncio.create_task(_listed(store, prefix)))
-            if len(under_way) >= ahead:
-                yield await under_way.popleft()
-        while under_way:
-            yield await under_way.popleft()
-    finally:
-        for task in under_way:
-            task.cancel()
-        await asyncio.gather(*under_way, return_exceptions=True)
 
 
 def _chunks(after: str, through: str, prefix: str) -> list[tuple[str, str]]:
@@ -530,19 +511,20 @@ async def _fold_range(
     narrow = f"{next(iter(cursors)):02d}/" if len(cursors) == 1 and None not in cursors else ""
     start = min(c.bucket for c in cursors.values())
     chunks = _chunks(start, through, narrow)
-    # Keeping up (a chunk per bucket, ten minutes at most): the buckets are listed a few at
-    # once, ahead of the fold, and the cursors saved once at the end (a crash folds those
-    # minutes again: folding is idempotent). Catching up (a chunk per hour): one listing
-    # ahead, and the cursors saved after each hour with events.
+    # Keeping up (a chunk per bucket, ten minutes at most): the buckets are listed 8 at once
+    # and the cursors saved once at the end (a crash folds those minutes again: folding is
+    # idempotent). Catching up (a chunk per hour): one listing at a time, and the cursors
+    # saved after each hour with events.
     hourly = len(chunks) > _MAX_PENDING_BUCKETS
-    ahead = 1 if hourly else _LISTINGS_AHEAD
-    async with aclosing(_prefetched(store, [c for c, _ in chunks], ahead)) as listings:
-        n = 0
-        async for listed in listings:
-            chunk_end = chunks[n][1]
+    step = 1 if hourly else _LISTINGS_AT_ONCE
+    for first in range(0, len(chunks), step):
+        batch = chunks[first : first + step]
+        async with asyncio.TaskGroup() as group:  # a failure cancels the others: all redone
+            listings = [group.create_task(_listed(store, prefix)) for prefix, _ in batch]
+        for n, ((_, chunk_end), listing) in enumerate(zip(batch, listings, strict=True), first):
             events = [
                 e
-                for shard, e in listed
+                for shard, e in listing.result()
                 if (cursor := cursors.get(shard)) and cursor.bucket < e.bucket <= through
             ]
             if events:
@@ -554,7 +536,8 @@ async def _fold_range(
                 cursors = await _save_all(store, cursors, chunk_end)
                 if not cursors:
                     break  # racing folds own every cursor now; they did the same work
-            n += 1
+        if not cursors:
+            break
     if orphans:
         logger.warning("fold dropped %s events of unknown messages", orphans)
     return FoldReport(through, buckets, events_total, messages, orphans)

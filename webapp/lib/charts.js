@@ -21,7 +21,8 @@ export function Chart({ type, data, options, label, height = 240 }) {
   useEffect(() => {
     let live = true;
     loadChart().then((ChartJs) => {
-      if (!live) return;
+      // gone meanwhile (the seller moved on before Chart.js loaded): nothing to draw on
+      if (!live || !canvas.current?.isConnected) return;
       chart.current = new ChartJs(canvas.current, {
         type,
         data,
