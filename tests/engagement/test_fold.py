@@ -3,21 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
+from shared.bootstrap import build_services
 from shared.core.ids import new_message_id
 from shared.core.services import Services
+from shared.core.settings import Settings
+from shared.core.storage import ensure_storage
 from shared.engagement.fold import fold_cycle, read_cursor
 from shared.tracking.events import new_event
 from shared.tracking.recording import record_event
-from tests.conftest import PERSON_USER_AGENT, Clock
+from tests.conftest import PERSON_USER_AGENT, TRACKING_BASE, Clock
 from tests.utils.factories import compose
 
 
+@pytest.fixture
+async def worker(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    """A fold worker's own services (clients of its own, as each instance has)."""
+    built = build_services(settings, clock.now)
+    await ensure_storage(built.store)
+    yield built
+    await built.store.close()
+
+
+@pytest.fixture
+async def worker_client(worker: Services) -> AsyncIterator[httpx.AsyncClient]:
+    from functions.http_app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(lambda: worker))
+    headers = {"User-Agent": PERSON_USER_AGENT, "Accept": "image/*,*/*;q=0.8"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url=TRACKING_BASE, headers=headers
+    ) as http:
+        yield http
+
+
 async def test_catching_up_after_an_hour_folds_every_event_once(
-    client: httpx.AsyncClient, auth: dict[str, str], services: Services, clock: Clock
+    worker_client: httpx.AsyncClient, auth: dict[str, str], worker: Services, clock: Clock
 ) -> None:
+    client, services = worker_client, worker
     grace = services.grace
     await fold_cycle(services, now=clock.advance(60), grace=grace)  # settle earlier tests
     sent = await compose(client, auth)
